@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Out-of-tree build of the vTPM proxy driver, and the project's entry
+# points. See README.md.
+#
+#   make              build tpm_vtpm_proxy.ko against KDIR
+#   make KDIR=DIR     build against the kernel tree or headers in DIR
+#   make clean        remove what the build made
+
+KDIR ?= /lib/modules/$(shell uname -r)/build
+MODDIR := $(CURDIR)/drivers/char/tpm
+
+all: modules
+
+modules:
+	@test -d "$(KDIR)" || { echo "error: kernel headers not found at $(KDIR); install linux-headers-$$(uname -r) or set KDIR" >&2; exit 1; }
+	$(MAKE) -C "$(KDIR)" M="$(MODDIR)" CONFIG_TCG_VTPM_PROXY=m modules
+
+clean:
+	rm -f $(MODDIR)/*.o $(MODDIR)/*.ko $(MODDIR)/*.mod $(MODDIR)/*.mod.c \
+		$(MODDIR)/.*.cmd $(MODDIR)/modules.order $(MODDIR)/Module.symvers
+	rm -rf build
+
+.PHONY: all modules clean
