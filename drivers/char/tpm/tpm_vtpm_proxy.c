@@ -82,7 +82,7 @@ enum vtpm_proxy_slot {
  *                  the server fd is released
  * @register_work:  runs tpm_chip_register(), which waits for the emulator
  * @registered:     tpm_chip_register() succeeded; written by the
- *                  registration work and read after it has been flushed
+ *                  registration work and read after it has finished
  * @driver_command: the command in flight is the driver's own
  *                  SET_LOCALITY; needs no lock because the TPM core sends
  *                  one command at a time (under the chip's tpm_mutex once
@@ -457,11 +457,11 @@ static loff_t vtpm_proxy_fops_llseek(struct file *file, loff_t offset,
 }
 
 /*
- * Tear the device down: fail the command in flight, wake everyone, wait
- * for the registration work, then remove the chip and drop our reference
+ * Tear the device down: fail the command in flight, wake everyone, stop
+ * the registration work, then remove the chip and drop our reference
  * to it, in the reverse order of creation. Clients that still hold
- * /dev/tpmN keep the chip's memory alive; the TPM core has cleared its
- * ops, so their commands fail with -EPIPE and never reach us.
+ * /dev/tpmN keep the chip's memory alive. The TPM core has cleared the
+ * chip's ops, so their commands fail with -EPIPE and never reach us.
  */
 static void vtpm_proxy_destroy(struct vtpm_proxy_dev *proxy)
 {
@@ -472,7 +472,11 @@ static void vtpm_proxy_destroy(struct vtpm_proxy_dev *proxy)
 	wake_up_all(&proxy->chip_wait);
 	wake_up_interruptible_poll(&proxy->server_wait, EPOLLHUP);
 
-	flush_work(&proxy->register_work);
+	/*
+	 * A registration that has not started never will; one that is
+	 * running fails fast now that the device is closed.
+	 */
+	cancel_work_sync(&proxy->register_work);
 	if (proxy->registered)
 		tpm_chip_unregister(proxy->chip);
 
