@@ -6,6 +6,7 @@
 #   make              build tpm_vtpm_proxy.ko against KDIR
 #   make KDIR=DIR     build against the kernel tree or headers in DIR
 #   make clean        remove what the build made
+#   make htmldocs     build the HTML documentation into build/htmldocs
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 MODDIR := $(CURDIR)/drivers/char/tpm
@@ -21,4 +22,7 @@ clean:
 		$(MODDIR)/.*.cmd $(MODDIR)/modules.order $(MODDIR)/Module.symvers
 	rm -rf build
 
-.PHONY: all modules clean
+htmldocs:
+	$(CURDIR)/scripts/check-docs.sh htmldocs
+
+.PHONY: all modules clean htmldocs
