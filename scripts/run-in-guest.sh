@@ -1,0 +1,357 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run a command as root inside a QEMU guest that boots a Debian kernel,
+# with tpm_vtpm_proxy loaded, and fail if the guest kernel logs a problem.
+#
+# The guest's root file system is the host's /, read-only over 9p, with
+# tmpfs on /tmp and /run, so every program installed on the host is there.
+# The command runs in the repository with its output on the console
+# (streamed here). Install what the command needs on the host first.
+usage() {
+	cat <<EOF
+Usage: $0 [-s SERIES] [-m MODULE] [-t SECONDS] [-o DIR] [-e NAME=VALUE]...
+       -- COMMAND [ARG]...
+
+  -s SERIES      Debian kernel series to boot: 6.1 (default) or 6.12
+  -m MODULE      tpm_vtpm_proxy to load before COMMAND:
+                   ours     build ours for SERIES and load it (default)
+                   PATH.ko  load this file with insmod
+                   debian   load Debian's module with modprobe
+                   none     load nothing
+  -t SECONDS     time limit of the whole guest run (default 120); the
+                 command is killed shortly before it
+  -o DIR         output folder, writable from the guest at the same path
+                 and kept afterwards (default: a temporary folder that is
+                 removed when the run succeeds)
+  -e NAME=VALUE  add a variable to COMMAND's environment (repeatable)
+
+COMMAND also gets GUEST_OUT (the output folder), GUEST_SERIES,
+GUEST_KERNEL_RELEASE and VTPM_MODULE. Afterwards the output folder holds
+console.log (everything the guest printed) and dmesg.txt (the guest
+kernel log).
+
+Environment: NO_INSTALL=1 lists missing Debian packages instead of
+installing them; GUEST_ACCEL=tcg|kvm skips the KVM probe;
+GUEST_HUNG_TASK_SECS sets the guest's hung-task threshold (default 10).
+
+Exit status: COMMAND's exit status, or
+  124  the guest or COMMAND did not finish within the time limit
+  125  the guest could not be set up or the module did not load, or the
+       loaded module is not the one requested
+  126  the guest kernel log reports an oops, BUG, WARNING, refcount or
+       list corruption, KASAN, lockdep, kmemleak or a hung task
+EOF
+}
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/lib/deps.sh"
+. "$top/scripts/lib/kernel-series.sh"
+
+series=6.1
+module=ours
+timeout=120
+outdir=
+guest_env=()
+
+while getopts 's:m:t:o:e:h' opt; do
+	case "$opt" in
+	s) series=$OPTARG ;;
+	m) module=$OPTARG ;;
+	t) timeout=$OPTARG ;;
+	o) outdir=$OPTARG ;;
+	e)
+		[[ "$OPTARG" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] ||
+			die "invalid -e '$OPTARG': expected NAME=VALUE"
+		guest_env+=("$OPTARG")
+		;;
+	h) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ "${1:-}" = -- ] && shift
+[ $# -gt 0 ] || { usage >&2; exit 2; }
+
+check_series "$series"
+[[ "$timeout" =~ ^[1-9][0-9]*$ ]] ||
+	die "invalid -t '$timeout': expected a whole number of seconds"
+hung_task_secs=${GUEST_HUNG_TASK_SECS:-10}
+[[ "$hung_task_secs" =~ ^[1-9][0-9]*$ ]] ||
+	die "invalid GUEST_HUNG_TASK_SECS '$hung_task_secs': expected a whole number of seconds"
+
+# The guest mounts tmpfs over /tmp and /run, so it cannot see the
+# repository there.
+case "$top/" in
+/tmp/* | /run/*) die "the repository $top is under /tmp or /run, which the guest hides; move it elsewhere" ;;
+esac
+[[ "$top" =~ [[:space:]] ]] &&
+	die "the repository path '$top' contains white space, which the kernel command line cannot carry"
+
+image_pkg=$(series_image_package "$series")
+headers_pkg=$(series_headers_package "$series")
+need_packages qemu-system-x86 busybox-static kmod xz-utils zstd \
+	"$image_pkg" "$headers_pkg"
+
+krel=$(series_release "$series" boot)
+[ -n "$krel" ] ||
+	die "no kernel of the $series series in /boot and /lib/modules after installing $image_pkg"
+
+case "$module" in
+ours)
+	module=$("$top/scripts/build-module.sh" "$series") ||
+		die "building our module for $series failed"
+	;;
+debian | none) ;;
+*.ko)
+	[ -f "$module" ] || die "module file $module not found"
+	module=$(realpath "$module")
+	case "$module" in
+	/tmp/* | /run/*) die "module file $module is under /tmp or /run, which the guest hides" ;;
+	esac
+	;;
+*) die "invalid -m '$module': expected ours, PATH.ko, debian or none" ;;
+esac
+
+guestdir=$top/build/guest
+mkdir -p "$guestdir/runs"
+
+# build_initramfs prints the path of the initramfs for $krel, building
+# it when it is missing or its inputs changed: busybox, our /init and
+# the 9p and virtio modules in load order.
+build_initramfs() {
+	local dir=$guestdir/$krel img stamp stage modules m name
+
+	img=$dir/initramfs.cpio
+	stamp=$dir/initramfs.inputs
+	mkdir -p "$dir"
+
+	modules=$(for m in virtio_pci 9pnet_virtio 9p; do
+		modprobe -S "$krel" --show-depends "$m" ||
+			die "modprobe -S $krel --show-depends $m failed"
+	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
+
+	exec 8>"$dir/initramfs.lock"
+	flock 8
+	if [ -f "$img" ] && [ -f "$stamp" ] &&
+		{ sha256sum /bin/busybox "$top/scripts/lib/guest-init.sh"; echo "$modules"; } |
+		cmp -s - "$stamp"; then
+		exec 8>&-
+		echo "$img"
+		return
+	fi
+
+	info "building the guest initramfs for $krel"
+	stage=$(mktemp -d "$dir/initramfs.XXXXXX")
+	mkdir -p "$stage"/{bin,dev,proc,sys,newroot,lib/modules}
+	cp /bin/busybox "$stage/bin/busybox"
+	for name in sh mount umount mkdir insmod chroot sync poweroff sleep; do
+		ln -s busybox "$stage/bin/$name"
+	done
+	mknod "$stage/dev/console" c 5 1
+	cp "$top/scripts/lib/guest-init.sh" "$stage/init"
+	chmod 755 "$stage/init"
+
+	# busybox insmod reads only uncompressed modules.
+	for m in $modules; do
+		name=$(basename "$m")
+		case "$m" in
+		*.ko.xz) xz -dc "$m" >"$stage/lib/modules/${name%.xz}" ;;
+		*.ko.zst) zstd -q -dc "$m" >"$stage/lib/modules/${name%.zst}" ;;
+		*.ko) cp "$m" "$stage/lib/modules/" ;;
+		*) die "unexpected module file $m" ;;
+		esac
+		echo "${name%.*z*}" | sed 's/\.ko\..*$/.ko/' >>"$stage/modules.order"
+	done
+
+	(cd "$stage" && find . | busybox cpio -o -H newc 2>/dev/null) >"$img.tmp"
+	mv "$img.tmp" "$img"
+	{ sha256sum /bin/busybox "$top/scripts/lib/guest-init.sh"; echo "$modules"; } >"$stamp"
+	rm -rf "$stage"
+	exec 8>&-
+	echo "$img"
+}
+
+# extract_vmlinux prints the path of the uncompressed kernel of $krel,
+# extracted from /boot/vmlinuz-$krel and cached in build/guest/$krel/.
+# QEMU boots it through its PVH entry point, which skips the kernel's own
+# decompression: under TCG that saves several seconds per boot. Prints
+# the compressed image instead when no ELF kernel can be found in it.
+extract_vmlinux() {
+	local image=/boot/vmlinuz-$krel dir=$guestdir/$krel format offset
+
+	if [ -f "$dir/vmlinux" ] && [ "$dir/vmlinux" -nt "$image" ]; then
+		echo "$dir/vmlinux"
+		return
+	fi
+	mkdir -p "$dir"
+	# Look for xz and zstd stream headers in the bzImage and keep the
+	# first stream that decompresses to an ELF file.
+	for format in 'xz \xfd7zXZ\x00' 'zstd \x28\xb5\x2f\xfd'; do
+		for offset in $(LC_ALL=C grep -obUaP "${format#* }" "$image" | cut -d: -f1); do
+			tail -c +$((offset + 1)) "$image" |
+				"${format%% *}" -dcq >"$dir/vmlinux.tmp.$$" 2>/dev/null || true
+			if [ "$(head -c 4 "$dir/vmlinux.tmp.$$" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+				mv "$dir/vmlinux.tmp.$$" "$dir/vmlinux"
+				echo "$dir/vmlinux"
+				return
+			fi
+		done
+	done
+	rm -f "$dir/vmlinux.tmp.$$"
+	info "no uncompressed kernel found in $image; booting it as it is"
+	echo "$image"
+}
+
+# qemu_base prints the QEMU options shared by real runs and the KVM
+# probe. There is no network device: the guest is offline.
+qemu_base() {
+	printf '%s\n' -nographic -nodefaults -no-user-config -serial stdio \
+		-no-reboot -m 2G -kernel "$kernel" -initrd "$initramfs"
+	# qboot starts faster than SeaBIOS and prints nothing.
+	[ ! -f "$qboot" ] || printf '%s\n' -bios "$qboot"
+}
+
+# choose_accel prints kvm when /dev/kvm works for a short probe boot,
+# else tcg. The result is cached per host kernel and QEMU binary.
+choose_accel() {
+	local cache key
+
+	case "${GUEST_ACCEL:-}" in
+	tcg | kvm) echo "$GUEST_ACCEL"; return ;;
+	'') ;;
+	*) die "invalid GUEST_ACCEL '$GUEST_ACCEL': expected tcg or kvm" ;;
+	esac
+	if ! { exec 7<>/dev/kvm; } 2>/dev/null; then
+		echo tcg
+		return
+	fi
+	exec 7>&-
+
+	cache=$guestdir/accel
+	key="$(uname -r) $(stat -c %Y "$(command -v qemu-system-x86_64)")"
+	if [ -f "$cache" ] && [ "$(head -n 1 "$cache")" = "$key" ]; then
+		tail -n 1 "$cache"
+		return
+	fi
+
+	info "probing KVM with a short boot (result cached in $cache)"
+	local accel=tcg
+	if timeout -k 5 30 qemu-system-x86_64 $(qemu_base) -accel kvm -cpu host \
+		-smp 1 -append "console=ttyS0 panic=-1 quiet guest_probe=1" \
+		</dev/null 2>&1 | grep -q guest-probe-ok; then
+		accel=kvm
+	fi
+	printf '%s\n%s\n' "$key" "$accel" >"$cache.tmp.$$"
+	mv "$cache.tmp.$$" "$cache"
+	echo "$accel"
+}
+
+initramfs=$(build_initramfs)
+kernel=$(extract_vmlinux)
+qboot=/usr/share/qemu/qboot.rom
+accel=$(choose_accel)
+case "$accel" in
+kvm) cpu=host ;;
+*) cpu=max ;;
+esac
+
+run=$(mktemp -d "$guestdir/runs/run.XXXXXX")
+if [ -n "$outdir" ]; then
+	mkdir -p "$outdir"
+	out=$(realpath "$outdir")
+else
+	out=$run/out
+	mkdir -p "$out"
+fi
+[[ "$out" =~ [[:space:]] ]] &&
+	die "the output folder '$out' contains white space, which the kernel command line cannot carry"
+rm -f "$out/.guest-status" "$out/dmesg.txt" "$out/console.log"
+
+{
+	printf 'guest_out=%q\n' "$out"
+	printf 'guest_repo=%q\n' "$top"
+	printf 'guest_module=%q\n' "$module"
+	printf 'guest_series=%q\nguest_krel=%q\n' "$series" "$krel"
+	printf 'guest_timeout=%q\n' "$timeout"
+	printf 'guest_hung_task_secs=%q\n' "$hung_task_secs"
+	printf 'guest_env=('
+	[ ${#guest_env[@]} -eq 0 ] || printf ' %q' "${guest_env[@]}"
+	printf ' )\nguest_cmd=('
+	printf ' %q' "$@"
+	printf ' )\n'
+} >"$run/control"
+
+info "booting $krel ($accel, module: $module, limit ${timeout}s): $*"
+start=$(date +%s)
+set +e
+timeout -k 5 "$timeout" qemu-system-x86_64 $(qemu_base) \
+	-accel "$accel" -cpu "$cpu" -smp 2 \
+	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
+	-virtfs "local,path=$out,mount_tag=guestout,security_model=none,multidevs=remap" \
+	-append "console=ttyS0 panic=-1 quiet guest_out=$out guest_stage2=$top/scripts/lib/guest-run.sh guest_control=$run/control" \
+	</dev/null 2>&1 | sed -u -e 's/\r$//' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' | tee "$out/console.log"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+elapsed=$(($(date +%s) - start))
+
+# finish STATUS MESSAGE prints MESSAGE, removes the temporary folder
+# unless the run failed without -o, and exits with STATUS.
+finish() {
+	local rc=$1
+
+	shift
+	if [ "$rc" = 0 ]; then
+		info "$* (${elapsed}s)"
+	else
+		printf 'run-in-guest: %s (%ss)\n' "$*" "$elapsed" >&2
+	fi
+	if [ -n "$outdir" ] || [ "$rc" = 0 ]; then
+		rm -rf "$run"
+	else
+		printf 'run-in-guest: console.log and dmesg.txt kept in %s\n' "$out" >&2
+	fi
+	exit "$rc"
+}
+
+if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+	finish 124 "the guest did not finish within ${timeout}s; QEMU was killed"
+fi
+
+status=$(cat "$out/.guest-status" 2>/dev/null || true)
+rm -f "$out/.guest-status"
+
+# Kernel log lines that fail the run whatever the exit status of the command.
+bad='Oops|BUG:|WARNING:|refcount_t:|list_add corruption|list_del corruption|KASAN|possible circular locking|inconsistent lock state|lockdep|kmemleak|hung_task|blocked for more than|Kernel panic|general protection fault'
+if [ -s "$out/dmesg.txt" ]; then
+	problems=$(grep -E "$bad" "$out/dmesg.txt" || true)
+else
+	# Without dmesg.txt (a panic, a crash of the guest), use the kernel
+	# lines from the console: they start with a timestamp.
+	problems=$(grep -E '^\[ *[0-9]+\.[0-9]+\]' "$out/console.log" |
+		grep -E "$bad" || true)
+fi
+if [ -n "$problems" ]; then
+	printf 'run-in-guest: the guest kernel log reports:\n%s\n' "$problems" >&2
+	case "$status" in
+	"exit "*) printf 'run-in-guest: the command exited with status %s\n' "${status#exit }" >&2 ;;
+	esac
+	finish 126 "guest kernel log problem"
+fi
+
+case "$status" in
+"exit "*)
+	rc=${status#exit }
+	finish "$rc" "guest run finished, command exit status $rc"
+	;;
+timeout)
+	finish 124 "the command did not finish within the time limit of ${timeout}s"
+	;;
+"error "*)
+	finish 125 "guest setup failed: ${status#error }"
+	;;
+*)
+	finish 125 "the guest stopped without reporting a result (QEMU exit status $qemu_rc)"
+	;;
+esac
