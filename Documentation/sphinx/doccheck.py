@@ -186,6 +186,21 @@ def short(signature):
     return signature.split(', text: ')[0]
 
 
+def print_literal_diff(original, translation):
+    """Show how two literal blocks at the same place differ."""
+    marker = ', text: '
+    if marker not in original or marker not in translation:
+        return
+    print('  literal blocks must be identical, because code, commands and '
+          'their output are not translated:')
+    diff = difflib.unified_diff(
+        original.split(marker, 1)[1].splitlines(),
+        translation.split(marker, 1)[1].splitlines(),
+        'original', 'translation', n=1, lineterm='')
+    for line in list(diff)[:12]:
+        print('    ' + line)
+
+
 def check_structure(original, translation):
     left = outline(parse(original))
     right = outline(parse(translation))
@@ -207,10 +222,9 @@ def check_structure(original, translation):
             print('  only in the original:    %s %s' % (short(sig), title))
         for sig, title in right[j1:j2]:
             print('  only in the translation: %s %s' % (short(sig), title))
-        if tag == 'replace' and any(', text: ' in sig
-                                    for sig in left_sigs[i1:i2]):
-            print('  (literal blocks must be identical: code, commands '
-                  'and their output are not translated)')
+        if tag == 'replace' and i2 - i1 == j2 - j1:
+            for ours, theirs in zip(left_sigs[i1:i2], right_sigs[j1:j2]):
+                print_literal_diff(ours, theirs)
     return 1
 
 
