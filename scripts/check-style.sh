@@ -56,17 +56,17 @@ result() {
 	fi
 }
 
-log_for() {
+log_path() {
 	printf '%s/%s.log' "$work" "$(printf '%s' "$1" | tr -c 'A-Za-z0-9.-' _)"
 }
 
-# checkpatch FILE passes when checkpatch reports no error, no warning
+# run_checkpatch FILE passes when checkpatch reports no error, no warning
 # and no check. --no-tree finds spelling.txt and const_structs.checkpatch
 # next to checkpatch.pl.
-checkpatch() {
+run_checkpatch() {
 	local file=$1 log total
 
-	log=$(log_for "checkpatch $file")
+	log=$(log_path "checkpatch $file")
 	perl "$linux/scripts/checkpatch.pl" --strict --no-tree --show-types \
 		--color=never -f "$file" >"$log" 2>&1
 	total=$(grep -E '^total: ' "$log")
@@ -78,11 +78,11 @@ checkpatch() {
 	fi
 }
 
-# kernel_doc FILE passes when kernel-doc has nothing to report.
-kernel_doc() {
+# run_kernel_doc FILE passes when kernel-doc has nothing to report.
+run_kernel_doc() {
 	local file=$1 log
 
-	log=$(log_for "kernel-doc $file")
+	log=$(log_path "kernel-doc $file")
 	if perl "$linux/scripts/kernel-doc" -none -Wall "$file" >"$log" 2>&1 &&
 		[ ! -s "$log" ]; then
 		result OK "kernel-doc -Wall $file" "$log"
@@ -91,12 +91,12 @@ kernel_doc() {
 	fi
 }
 
-# build SERIES passes when scripts/build-module.sh, which builds with
+# build_series SERIES passes when scripts/build-module.sh, which builds with
 # W=1 and C=2 and fails on any warning, succeeds.
-build() {
+build_series() {
 	local series=$1 log
 
-	log=$(log_for "build $series")
+	log=$(log_path "build $series")
 	if [ ! -x "$top/scripts/build-module.sh" ]; then
 		echo "scripts/build-module.sh not found or not executable" >"$log"
 		result FAIL "W=1 C=2 build against the $series series" "$log"
@@ -112,20 +112,20 @@ cd "$top" || die "cannot enter $top"
 if [ $# -gt 0 ]; then
 	for file in "$@"; do
 		[ -f "$file" ] || die "$file not found"
-		checkpatch "$file"
-		kernel_doc "$file"
+		run_checkpatch "$file"
+		run_kernel_doc "$file"
 	done
 else
 	mapfile -t sources < <(git ls-files '*.c' '*.h')
 	[ ${#sources[@]} -gt 0 ] || die "git ls-files found no C files in $top"
 	for file in "${sources[@]}"; do
-		checkpatch "$file"
+		run_checkpatch "$file"
 	done
 	for file in "${kernel_doc_files[@]}"; do
-		kernel_doc "$file"
+		run_kernel_doc "$file"
 	done
 	for series in "${series_all[@]}"; do
-		build "$series"
+		build_series "$series"
 	done
 fi
 
