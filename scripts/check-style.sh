@@ -15,6 +15,8 @@
 #                 scripts/build-module.sh SERIES
 #   With FILE arguments, runs checkpatch and kernel-doc on those files
 #   only, which may be anywhere (a scratch copy, for example).
+#   SERIES in the environment lists the kernel series to build for
+#   (default "6.1 6.12"), as in scripts/check.sh.
 #
 # checkpatch.pl, spelling.txt, const_structs.checkpatch and kernel-doc are
 # extracted from Debian's linux-source-6.12 into build/. Prints one line
@@ -31,7 +33,7 @@ work=$top/build/check-style
 kernel_doc_files=(include/uapi/linux/vtpm_proxy.h
 	drivers/char/tpm/tpm_vtpm_proxy.c
 	drivers/char/tpm/vtpm_proxy_compat.h)
-series_all=(6.1 6.12)
+read -r -a series_all <<<"${SERIES:-6.1 6.12}"
 
 need_packages perl git
 "$top/scripts/extract-linux-source.sh" scripts/checkpatch.pl \
