@@ -87,13 +87,14 @@ enum vtpm_proxy_slot {
  *                  SET_LOCALITY; needs no lock because the TPM core sends
  *                  one command at a time (under the chip's tpm_mutex once
  *                  the chip is registered)
- * @lock:           protects @life, @slot, @drop_late_response, @length
- *                  and @buffer
+ * @lock:           protects @life, @slot, @drop_late_response, @read_time,
+ *                  @length and @buffer
  * @life:           stage of the device's life
  * @slot:           state of @buffer
  * @drop_late_response: the last command timed out after the server had
  *                  read it, so its response may still come and must be
  *                  dropped; cleared when the server reads a new command
+ * @read_time:      jiffies when the server read the command in flight
  * @length:         bytes of @buffer in use
  * @buffer:         the command, then its response;
  *                  %VTPM_PROXY_TPM_BUFSIZE bytes
@@ -112,11 +113,12 @@ struct vtpm_proxy_dev {
 	bool registered;
 	bool driver_command;
 
-	/* protects life, slot, drop_late_response, length and buffer */
+	/* protects life, slot, drop_late_response, read_time, length, buffer */
 	struct mutex lock;
 	enum vtpm_proxy_life life;
 	enum vtpm_proxy_slot slot;
 	bool drop_late_response;
+	unsigned long read_time;
 	size_t length;
 	u8 *buffer;
 
@@ -169,13 +171,48 @@ static u32 vtpm_proxy_ordinal(const u8 *buf, size_t count)
  */
 
 /*
+ * Sleep until the response is stored or the device dies, or until the
+ * command's duration has passed since the server read it, or, if the
+ * server never reads it, since it was queued. Counting from the read keeps
+ * a command that waited behind a slow, already timed-out one from timing
+ * out before the emulator even saw it. The server's read records the time
+ * instead of waking us, so the command path has one wake-up.
+ */
+static void vtpm_proxy_wait_for_response(struct vtpm_proxy_dev *proxy,
+					 unsigned long duration)
+{
+	unsigned long deadline = jiffies + duration;
+
+	for (;;) {
+		long remaining = deadline - jiffies;
+
+		if (remaining > 0 &&
+		    wait_event_idle_timeout(proxy->chip_wait,
+					    vtpm_proxy_has_response(proxy) ||
+					    vtpm_proxy_is_dead(proxy),
+					    remaining))
+			return;
+
+		mutex_lock(&proxy->lock);
+		if (proxy->slot != VTPM_PROXY_SLOT_AWAITING ||
+		    time_after_eq(deadline, proxy->read_time + duration)) {
+			mutex_unlock(&proxy->lock);
+			return;
+		}
+		deadline = proxy->read_time + duration;
+		mutex_unlock(&proxy->lock);
+	}
+}
+
+/*
  * Queue the command for the server and sleep until its response is stored.
  * Errors: -EPIPE once the device is dead (the TPM core logs nothing for
  * it), -EFAULT for a client's SET_LOCALITY, -ETIME when the command's
- * duration runs out. The sleep ignores signals, as a hardware TPM's does:
- * the emulator may already be executing the command, and the resource
- * manager's view of the TPM must stay in step with it. TASK_IDLE keeps a
- * long TPM command out of the hung task detector.
+ * duration runs out (see vtpm_proxy_wait_for_response()). The sleep
+ * ignores signals, as a hardware TPM's does: the emulator may already be
+ * executing the command, and the resource manager's view of the TPM must
+ * stay in step with it. TASK_IDLE keeps a long TPM command out of the hung
+ * task detector.
  */
 static int vtpm_proxy_tpm_send(VTPM_PROXY_SEND_PARAMS)
 {
@@ -204,10 +241,7 @@ static int vtpm_proxy_tpm_send(VTPM_PROXY_SEND_PARAMS)
 	mutex_unlock(&proxy->lock);
 	wake_up_interruptible_poll(&proxy->server_wait, EPOLLIN | EPOLLRDNORM);
 
-	wait_event_idle_timeout(proxy->chip_wait,
-				vtpm_proxy_has_response(proxy) ||
-				vtpm_proxy_is_dead(proxy),
-				duration);
+	vtpm_proxy_wait_for_response(proxy, duration);
 
 	mutex_lock(&proxy->lock);
 	if (proxy->slot == VTPM_PROXY_SLOT_RESPONSE) {
@@ -361,6 +395,7 @@ static ssize_t vtpm_proxy_fops_read(struct file *file, char __user *ubuf,
 		rc = -EFAULT;
 	} else {
 		rc = proxy->length;
+		proxy->read_time = jiffies;
 		proxy->drop_late_response = false;
 		vtpm_proxy_set_slot(proxy, VTPM_PROXY_SLOT_AWAITING);
 	}
