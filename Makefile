@@ -7,9 +7,18 @@
 #   make KDIR=DIR     build against the kernel tree or headers in DIR
 #   make clean        remove what the build made
 #   make htmldocs     build the HTML documentation into build/htmldocs
+#   make demo         build, boot a QEMU guest per kernel series, load the
+#                     driver and show swtpm and tpm2-tools using it
+#   make check        run every test lane; the last line is "N passed, N failed"
+#
+# demo and check take SERIES=6.1 and/or 6.12 (default both); demo also
+# takes MODULE=ours|debian|PATH.ko, check takes LANES="NAME...".
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 MODDIR := $(CURDIR)/drivers/char/tpm
+SERIES ?= 6.1 6.12
+MODULE ?= ours
+LANES ?=
 
 all: modules
 
@@ -25,4 +34,10 @@ clean:
 htmldocs:
 	$(CURDIR)/scripts/check-docs.sh htmldocs
 
-.PHONY: all modules clean htmldocs
+demo:
+	$(CURDIR)/scripts/demo.sh -m "$(MODULE)" $(SERIES)
+
+check:
+	SERIES="$(SERIES)" $(CURDIR)/scripts/check.sh $(LANES)
+
+.PHONY: all modules clean htmldocs demo check
