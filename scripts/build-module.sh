@@ -73,13 +73,17 @@ if [ -f "$stamp" ] && [ -f "$ko" ] && fingerprint | cmp -s - "$stamp"; then
 fi
 
 # Always build from scratch: a file that make skips would not print its
-# warnings again.
-rm -rf "$out"
-mkdir -p "$moddir" "$out/include/uapi/linux"
+# warnings again. The build runs in a staging folder that replaces $out
+# only when it succeeded, so a .ko that a caller got earlier stays whole
+# until the next successful build.
+stage=$top/build/module/.$krel.staging
+rm -rf "$stage"
+mkdir -p "$stage/drivers/char/tpm" "$stage/include/uapi/linux"
 for f in "${sources[@]}"; do
-	[ -e "$f" ] && cp "$f" "$moddir/"
+	[ -e "$f" ] && cp "$f" "$stage/drivers/char/tpm/"
 done
-cp "$uapi" "$out/include/uapi/linux/"
+cp "$uapi" "$stage/include/uapi/linux/"
+make_args=("${make_args[@]/#M=*/M=$stage/drivers/char/tpm}")
 
 info "building tpm_vtpm_proxy.ko for $krel (W=1, sparse)"
 if ! make "${make_args[@]}" >"$log" 2>&1; then
@@ -92,7 +96,11 @@ fi
 if grep -Ei 'warning:|error:|sparse:' "$log" >&2; then
 	die "build for $krel produced the warnings above; full output in $log"
 fi
-[ -f "$ko" ] || die "build for $krel made no $ko; full output in $log"
+[ -f "$stage/drivers/char/tpm/tpm_vtpm_proxy.ko" ] ||
+	die "build for $krel made no tpm_vtpm_proxy.ko; full output in $log"
 
-fingerprint >"$stamp"
+make_args=("${make_args[@]/#M=*/M=$moddir}")
+fingerprint >"$stage/.clean-build"
+rm -rf "$out"
+mv "$stage" "$out"
 echo "$ko"
