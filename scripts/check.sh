@@ -44,7 +44,10 @@ lane_name() {
 
 lanes=()
 for file in "$lanedir"/[0-9][0-9]-*.sh; do
-	[ -x "$file" ] || continue
+	if [ ! -x "$file" ]; then
+		info "ignoring $file: not executable"
+		continue
+	fi
 	if [ $# -gt 0 ]; then
 		[[ " $* " == *" $(lane_name "$file") "* ]] || continue
 	fi

@@ -227,7 +227,7 @@ demo_tpm12() {
 
 echo "== kernel $(uname -r), module: ${VTPM_MODULE:-unknown}"
 if [ -c /dev/vtpmx ]; then
-	pass "/dev/vtpmx exists"
+	pass "/dev/vtpmx exists; tpm_vtpm_proxy srcversion '$(cat /sys/module/tpm_vtpm_proxy/srcversion 2>/dev/null)', taint '$(cat /sys/module/tpm_vtpm_proxy/taint 2>/dev/null)'"
 else
 	fail "/dev/vtpmx is missing: is tpm_vtpm_proxy loaded?"
 	exit 1
