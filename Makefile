@@ -38,6 +38,6 @@ demo:
 	$(CURDIR)/scripts/demo.sh -m "$(MODULE)" $(SERIES)
 
 check:
-	SERIES="$(SERIES)" $(CURDIR)/scripts/check.sh $(LANES)
+	@SERIES="$(SERIES)" $(CURDIR)/scripts/check.sh $(LANES)
 
 .PHONY: all modules clean htmldocs demo check
