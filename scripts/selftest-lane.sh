@@ -1,0 +1,251 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the vtpm_proxy kselftests (64-bit and 32-bit) and run both builds
+# in one guest boot of a Debian kernel, against our module or Debian's.
+#
+# Usage: scripts/selftest-lane.sh SERIES MODULE
+#        scripts/selftest-lane.sh --compare SERIES OURS
+#
+#   SERIES  6.1 or 6.12
+#   MODULE  PATH.ko of our module, "ours" to build it for SERIES with
+#           scripts/build-module.sh, or "debian" for Debian's own module
+#   OURS    PATH.ko or "ours"
+#
+# The first form prints the harness's TAP output as it runs and ends with
+# "N passed, N failed" (skips are listed before it). Exit status: 0 when
+# nothing failed, 1 when a test failed, or run-in-guest.sh's status when
+# the guest run itself failed (124 timeout, 125 setup, 126 kernel log).
+#
+# --compare runs the suite against OURS and against Debian's module, one
+# guest boot each, and prints a table of the tests whose outcome differs.
+# Each row is marked with the deliberate improvement of our driver that
+# explains it, or UNEXPECTED; the exit status is 1 if any row is
+# unexpected.
+#
+# Results are kept in build/selftest-lane/SERIES-LABEL/: console.log,
+# dmesg.txt and the TAP output of each build (tap-64.txt, tap-m32.txt).
+#
+# Environment: LANE_TIMEOUT sets the guest run's time limit in seconds
+# (default 2400).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/lib/deps.sh"
+. "$top/scripts/lib/kernel-series.sh"
+
+usage() {
+	sed -n '4,27p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+suite_dir=tools/testing/selftests/vtpm_proxy
+timeout=${LANE_TIMEOUT:-2400}
+
+# build_suite builds the 64-bit and the 32-bit test programs.
+build_suite() {
+	need_packages make gcc gcc-multilib
+	info "building the vtpm_proxy selftests (64-bit and -m32)"
+	make -s -C "$top/$suite_dir" OUTPUT="$top/build/selftests/64" >&2 ||
+		die "building the 64-bit selftests failed"
+	make -s -C "$top/$suite_dir" OUTPUT="$top/build/selftests/m32" \
+		USERCFLAGS=-m32 USERLDFLAGS=-m32 >&2 ||
+		die "building the 32-bit selftests failed"
+}
+
+# debian_module_path SERIES prints the path of Debian's tpm_vtpm_proxy
+# for the kernel that run-in-guest.sh boots for SERIES.
+debian_module_path() {
+	local krel path
+
+	krel=$(series_release "$1" boot)
+	[ -n "$krel" ] || die "no kernel of the $1 series is installed"
+	for path in "/lib/modules/$krel/kernel/drivers/char/tpm/tpm_vtpm_proxy.ko"{,.xz}; do
+		[ -f "$path" ] && { echo "$path"; return; }
+	done
+	die "Debian's tpm_vtpm_proxy module not found under /lib/modules/$krel"
+}
+
+# resolve_module SERIES MODULE prints the .ko to load: an absolute path,
+# or "debian".
+resolve_module() {
+	case "$2" in
+	debian) echo debian ;;
+	ours) "$top/scripts/build-module.sh" "$1" ;;
+	*)
+		[ -f "$2" ] || die "module $2 not found"
+		realpath "$2"
+		;;
+	esac
+}
+
+# summarize TAPFILE... prints the skipped tests with their reasons, then
+# "N passed, N failed" over all the files.
+summarize() {
+	awk '
+		FNR == 1 { build = FILENAME; sub(/.*tap-/, "", build); sub(/\.txt$/, "", build) }
+		/^ok [0-9]+ .* # SKIP/ {
+			line = $0
+			sub(/^ok [0-9]+ /, "", line)
+			skipped[++nr_skipped] = build "-bit " line
+			next
+		}
+		/^ok [0-9]+ / { passed++ }
+		/^not ok [0-9]+ / { failed++ }
+		END {
+			if (nr_skipped) {
+				print "skipped (not counted below):"
+				for (i = 1; i <= nr_skipped; i++)
+					print "  " skipped[i]
+			}
+			printf "%d passed, %d failed\n", passed, failed
+		}' "$@"
+}
+
+# run_lane SERIES MODULE LABEL runs both builds in one guest; the TAP
+# files land in build/selftest-lane/SERIES-LABEL/.
+run_lane() {
+	local series=$1 module=$2 label=$3 out reload rc=0
+
+	out=$top/build/selftest-lane/$series-$label
+	rm -rf "$out"
+	mkdir -p "$out"
+
+	if [ "$module" = debian ]; then
+		reload=$(debian_module_path "$series")
+	else
+		reload=$module
+	fi
+
+	info "running the selftests on $series against $label ($module)"
+	# Kernel messages on the console start with "[" and are left out
+	# here; the whole console is in console.log.
+	set +e
+	"$top/scripts/run-in-guest.sh" -s "$series" -m "$module" \
+		-t "$timeout" -o "$out" -e "VTPM_PROXY_MODULE=$reload" -- \
+		bash -c '
+			status=0
+			for build in 64 m32; do
+				echo "== $build-bit build"
+				build/selftests/$build/vtpm_proxy_test \
+					>"$GUEST_OUT/tap-$build.txt" 2>&1 ||
+					status=1
+				cat "$GUEST_OUT/tap-$build.txt"
+			done
+			exit $status' |
+		grep --line-buffered -v '^\['
+	rc=${PIPESTATUS[0]}
+	set -e
+	# Test failures come back as status 1; anything else is the guest
+	# run's own failure.
+	if [ "$rc" -gt 1 ]; then
+		echo "run-in-guest.sh failed with status $rc; see $out/console.log"
+		return "$rc"
+	fi
+	for build in 64 m32; do
+		[ -s "$out/tap-$build.txt" ] || {
+			echo "no TAP output for the $build-bit build; see $out/console.log"
+			return 125
+		}
+	done
+	return 0
+}
+
+# outcomes DIR prints "BUILD/TEST OUTCOME" for every test of both builds.
+outcomes() {
+	local build
+
+	for build in 64 m32; do
+		sed -nE "s/^ok [0-9]+ ([^ ]+) # SKIP.*/$build\/\1 skip/p
+			s/^ok [0-9]+ ([^ ]+)\$/$build\/\1 pass/p
+			s/^not ok [0-9]+ ([^ ]+).*/$build\/\1 fail/p" \
+			"$1/tap-$build.txt"
+	done
+}
+
+# improvement TEST prints which deliberate improvement over the in-tree
+# driver makes TEST's outcome differ, or nothing.
+improvement() {
+	case "${1##*.}" in
+	read_without_command_nonblocking_fails_eagain)
+		echo "O_NONBLOCK read" ;;
+	poll_with_queued_command_reports_readable_only | \
+	poll_with_awaited_response_reports_writable_only | \
+	poll_on_idle_device_reports_nothing | \
+	poll_on_dead_device_reports_hangup_only)
+		echo "poll writable bits" ;;
+	stuck_emulator_delays_no_other_registration)
+		echo "registration independence" ;;
+	failed_registration_logs_one_line | \
+	failed_registration_log_is_rate_limited)
+		echo "failed-registration log line" ;;
+	esac
+}
+
+compare() {
+	local series=$1 ours=$2 unexpected=0 test a b why label
+	local lanes=$top/build/selftest-lane
+
+	# The TAP output goes to console.log only; the table is the result.
+	run_lane "$series" "$ours" ours >/dev/null ||
+		die "the run against our module failed; see $lanes/$series-ours/console.log"
+	run_lane "$series" debian debian >/dev/null ||
+		die "the run against Debian's module failed; see $lanes/$series-debian/console.log"
+	for label in ours debian; do
+		outcomes "$lanes/$series-$label" | LC_ALL=C sort \
+			>"$lanes/$series-$label.outcomes"
+	done
+
+	echo "Tests whose outcome differs on $series (ours: $ours; in-tree: Debian's module)"
+	echo
+	printf '| %-70s | %-4s | %-7s | %s |\n' test ours in-tree reason
+	printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..72})" ------ --------- ----------------------------
+	while read -r test a b; do
+		[ "$a" = "$b" ] && continue
+		why=$(improvement "$test")
+		if [ -z "$why" ] || [ "$a" != pass ]; then
+			why="UNEXPECTED${why:+ ($why)}"
+			unexpected=1
+		fi
+		printf '| %-70s | %-4s | %-7s | %s |\n' "$test" "$a" "$b" "$why"
+	done < <(LC_ALL=C join -a1 -a2 -e missing -o 0,1.2,2.2 \
+		"$lanes/$series-ours.outcomes" "$lanes/$series-debian.outcomes")
+	echo
+	echo "ours:    $(summarize "$lanes/$series-ours"/tap-*.txt | tail -n 1)"
+	echo "in-tree: $(summarize "$lanes/$series-debian"/tap-*.txt | tail -n 1)"
+	return "$unexpected"
+}
+
+main() {
+	local series module label dir rc=0
+
+	case "${1:-}" in
+	-h | --help) usage; exit 0 ;;
+	--compare)
+		[ $# -eq 3 ] || { usage >&2; exit 2; }
+		check_series "$2"
+		module=$(resolve_module "$2" "$3")
+		[ "$module" != debian ] ||
+			die "--compare needs our module, not debian"
+		build_suite
+		compare "$2" "$module"
+		return
+		;;
+	esac
+	[ $# -eq 2 ] || { usage >&2; exit 2; }
+	series=$1
+	check_series "$series"
+	module=$(resolve_module "$series" "$2")
+	label=ours
+	[ "$module" != debian ] || label=debian
+	dir=$top/build/selftest-lane/$series-$label
+	build_suite
+
+	run_lane "$series" "$module" "$label" || rc=$?
+	[ "$rc" -eq 0 ] || exit "$rc"
+	summarize "$dir"/tap-*.txt
+	if grep -qE '^not ok ' "$dir"/tap-*.txt; then
+		exit 1
+	fi
+}
+
+main "$@"

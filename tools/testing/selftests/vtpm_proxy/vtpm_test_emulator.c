@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vtpm_test_emulator: create vTPM proxy devices (or serve server fds that
+ * were passed in) and answer their commands as a minimal TPM, for
+ * benchmarks and stress tests. See usage() for the options.
+ *
+ * Once each created device is registered, its /dev/tpmN path is printed
+ * on a line of its own on stdout. The program then serves until SIGINT,
+ * SIGTERM or SIGHUP, until --seconds have passed, or until every device
+ * is dead, and prints how many commands each device received on stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "vtpm_emulator.h"
+
+#define DEFAULT_WAIT_SECONDS	30
+#define WAIT_STEP_MS		10
+
+struct options {
+	bool tpm2;
+	unsigned long nr_devices;
+	int *fds;
+	size_t nr_fds;
+	struct vtpm_fault faults[VTPM_MAX_FAULTS];
+	unsigned int nr_faults;
+	__u32 durations_us[3];
+	bool set_durations;
+	FILE *log;
+	bool wait;
+	unsigned long wait_seconds;
+	unsigned long seconds;
+};
+
+static void print_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vtpm_test_emulator [OPTION]...\n"
+		"Create vTPM proxy devices through /dev/vtpmx, or serve server fds passed\n"
+		"in, and answer their commands as a minimal TPM.\n"
+		"\n"
+		"  --tpm2              emulate TPM 2.0 chips (the default)\n"
+		"  --tpm12             emulate TPM 1.2 chips\n"
+		"  --devices N         create N devices (default 1, or 0 with --fd)\n"
+		"  --fd FD             also serve the inherited server fd FD; repeatable\n"
+		"  --fault SPEC        misbehave on every device; repeatable. SPEC is\n"
+		"                      KIND[,ordinal=N][,index=N][,code=N][,delay=MS]\n"
+		"                      with KIND one of error, bad-length, garbage,\n"
+		"                      truncate, split, delay, stall, hang, exit; index\n"
+		"                      counts matching commands from 0; exit ends the\n"
+		"                      whole program\n"
+		"  --durations S,M,L   TPM 1.2 short, medium and long command durations\n"
+		"                      to report, in microseconds\n"
+		"  --log FILE          print every command received to FILE (- for stderr)\n"
+		"  --no-wait           print the device paths at once, not after\n"
+		"                      registration\n"
+		"  --wait-seconds N    how long to wait for registration (default %d)\n"
+		"  --seconds N         serve for N seconds, then exit (default: until a\n"
+		"                      signal or until every device is dead)\n"
+		"  -h, --help          print this help\n"
+		"\n"
+		"Exit status: 0 when served to the end, 1 on an error, 2 on bad usage.\n",
+		DEFAULT_WAIT_SECONDS);
+}
+
+static int parse_durations(const char *text, __u32 durations_us[3])
+{
+	unsigned long a, b, c;
+	char extra;
+
+	if (sscanf(text, "%lu,%lu,%lu%c", &a, &b, &c, &extra) != 3)
+		return -EINVAL;
+	durations_us[0] = a;
+	durations_us[1] = b;
+	durations_us[2] = c;
+	return 0;
+}
+
+static int parse_unsigned(const char *text, unsigned long *value)
+{
+	char *end;
+
+	errno = 0;
+	*value = strtoul(text, &end, 0);
+	return errno || end == text || *end ? -EINVAL : 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *opts)
+{
+	static const struct option long_options[] = {
+		{ "tpm2", no_argument, NULL, '2' },
+		{ "tpm12", no_argument, NULL, '1' },
+		{ "devices", required_argument, NULL, 'n' },
+		{ "fd", required_argument, NULL, 'f' },
+		{ "fault", required_argument, NULL, 'F' },
+		{ "durations", required_argument, NULL, 'd' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "no-wait", no_argument, NULL, 'W' },
+		{ "wait-seconds", required_argument, NULL, 'w' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool devices_given = false;
+	unsigned long value;
+	int c;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->tpm2 = true;
+	opts->nr_devices = 1;
+	opts->wait = true;
+	opts->wait_seconds = DEFAULT_WAIT_SECONDS;
+
+	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+		switch (c) {
+		case '2':
+			opts->tpm2 = true;
+			break;
+		case '1':
+			opts->tpm2 = false;
+			break;
+		case 'n':
+			if (parse_unsigned(optarg, &opts->nr_devices)) {
+				fprintf(stderr, "invalid --devices '%s': expected a number\n",
+					optarg);
+				return -EINVAL;
+			}
+			devices_given = true;
+			break;
+		case 'f':
+			if (parse_unsigned(optarg, &value) || value > INT_MAX) {
+				fprintf(stderr, "invalid --fd '%s': expected an fd number\n",
+					optarg);
+				return -EINVAL;
+			}
+			opts->fds = realloc(opts->fds, (opts->nr_fds + 1) *
+					    sizeof(*opts->fds));
+			if (!opts->fds)
+				return -ENOMEM;
+			opts->fds[opts->nr_fds++] = value;
+			break;
+		case 'F':
+			if (opts->nr_faults == VTPM_MAX_FAULTS) {
+				fprintf(stderr, "too many --fault options: at most %d\n",
+					VTPM_MAX_FAULTS);
+				return -EINVAL;
+			}
+			if (vtpm_fault_parse(optarg,
+					     &opts->faults[opts->nr_faults])) {
+				fprintf(stderr, "invalid --fault '%s'; see --help\n",
+					optarg);
+				return -EINVAL;
+			}
+			opts->nr_faults++;
+			break;
+		case 'd':
+			if (parse_durations(optarg, opts->durations_us)) {
+				fprintf(stderr, "invalid --durations '%s': expected S,M,L in us\n",
+					optarg);
+				return -EINVAL;
+			}
+			opts->set_durations = true;
+			break;
+		case 'l':
+			opts->log = strcmp(optarg, "-") ? fopen(optarg, "w") :
+							  stderr;
+			if (!opts->log) {
+				fprintf(stderr, "cannot open log file %s: %s\n",
+					optarg, strerror(errno));
+				return -EINVAL;
+			}
+			break;
+		case 'W':
+			opts->wait = false;
+			break;
+		case 'w':
+			if (parse_unsigned(optarg, &opts->wait_seconds)) {
+				fprintf(stderr, "invalid --wait-seconds '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 's':
+			if (parse_unsigned(optarg, &opts->seconds)) {
+				fprintf(stderr, "invalid --seconds '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'h':
+			print_usage(stdout);
+			exit(0);
+		default:
+			print_usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "unexpected argument '%s'; see --help\n",
+			argv[optind]);
+		return -EINVAL;
+	}
+	if (opts->nr_fds && !devices_given)
+		opts->nr_devices = 0;
+	if (!opts->nr_fds && !opts->nr_devices) {
+		fprintf(stderr, "nothing to serve: give --devices N or --fd FD\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void setup_emulator(struct vtpm_emulator *emu,
+			   const struct options *opts)
+{
+	unsigned int i;
+
+	vtpm_emulator_init(emu, opts->tpm2);
+	emu->exit_process = true;
+	emu->log = opts->log;
+	if (opts->set_durations)
+		memcpy(emu->durations_us, opts->durations_us,
+		       sizeof(emu->durations_us));
+	for (i = 0; i < opts->nr_faults; i++)
+		vtpm_emulator_add_fault(emu, &opts->faults[i]);
+}
+
+/* Make room for one server fd per device, as far as root may. */
+static void raise_fd_limit(unsigned long nr_devices)
+{
+	struct rlimit limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit))
+		return;
+	if (limit.rlim_cur >= nr_devices + 64)
+		return;
+	limit.rlim_cur = nr_devices + 64;
+	if (limit.rlim_max < limit.rlim_cur)
+		limit.rlim_max = limit.rlim_cur;
+	if (setrlimit(RLIMIT_NOFILE, &limit))
+		fprintf(stderr, "cannot raise the open file limit to %lu: %s\n",
+			(unsigned long)limit.rlim_cur, strerror(errno));
+}
+
+static int create_device(int vtpmx, struct vtpm_emulator *emu, bool tpm2)
+{
+	struct vtpm_proxy_new_dev dev = {
+		.flags = tpm2 ? VTPM_PROXY_FLAG_TPM2 : 0,
+	};
+
+	if (ioctl(vtpmx, VTPM_PROXY_IOC_NEW_DEV, &dev)) {
+		fprintf(stderr, "VTPM_PROXY_IOC_NEW_DEV failed: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	emu->fd = dev.fd;
+	snprintf(emu->name, sizeof(emu->name), "tpm%u", dev.tpm_num);
+	return 0;
+}
+
+/* Wait until /dev/NAME exists; false on timeout or if the device died. */
+static bool wait_registered(struct vtpm_emulator *emu, unsigned long seconds)
+{
+	const struct timespec step = { 0, WAIT_STEP_MS * 1000000L };
+	unsigned long waited_ms = 0;
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/dev/%s", emu->name);
+	while (stat(path, &st)) {
+		if (vtpm_emulator_is_dead(emu) || waited_ms >= seconds * 1000)
+			return false;
+		nanosleep(&step, NULL);
+		waited_ms += WAIT_STEP_MS;
+	}
+	return true;
+}
+
+static bool all_dead(struct vtpm_emulator *emus, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!vtpm_emulator_is_dead(&emus[i]))
+			return false;
+	return true;
+}
+
+/* Serve until a signal, the time limit, or the death of every device. */
+static void serve(struct vtpm_emulator *emus, size_t n, const sigset_t *stop,
+		  unsigned long seconds)
+{
+	const struct timespec step = { 0, 200 * 1000000L };
+	struct timespec start, now;
+	siginfo_t info;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (sigtimedwait(stop, &info, &step) > 0)
+			return;
+		if (all_dead(emus, n)) {
+			fprintf(stderr, "every device is dead; exiting\n");
+			return;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (seconds && (unsigned long)(now.tv_sec - start.tv_sec) >=
+			       seconds)
+			return;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct vtpm_emulator *emus, **list;
+	struct vtpm_server server;
+	struct options opts;
+	size_t n, i;
+	int vtpmx = -1, status = 0;
+	sigset_t stop;
+
+	if (parse_options(argc, argv, &opts))
+		return 2;
+
+	/* The server thread inherits the mask; only sigtimedwait() takes them. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	n = opts.nr_devices + opts.nr_fds;
+	emus = calloc(n, sizeof(*emus));
+	list = calloc(n, sizeof(*list));
+	if (!emus || !list) {
+		fprintf(stderr, "out of memory for %zu emulators\n", n);
+		return 1;
+	}
+	raise_fd_limit(n);
+
+	if (opts.nr_devices) {
+		vtpmx = open("/dev/vtpmx", O_RDWR | O_CLOEXEC);
+		if (vtpmx < 0) {
+			perror("cannot open /dev/vtpmx (load tpm_vtpm_proxy, run as root)");
+			return 1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		setup_emulator(&emus[i], &opts);
+		list[i] = &emus[i];
+		if (i >= opts.nr_devices) {
+			emus[i].fd = opts.fds[i - opts.nr_devices];
+			snprintf(emus[i].name, sizeof(emus[i].name), "fd%d",
+				 emus[i].fd);
+		} else if (create_device(vtpmx, &emus[i], opts.tpm2)) {
+			return 1;
+		}
+	}
+	if (vtpmx >= 0)
+		close(vtpmx);
+
+	if (vtpm_server_start(&server, list, n)) {
+		fprintf(stderr, "cannot start the server thread\n");
+		return 1;
+	}
+
+	for (i = 0; i < opts.nr_devices; i++) {
+		if (opts.wait && !wait_registered(&emus[i], opts.wait_seconds)) {
+			fprintf(stderr, "/dev/%s was not registered within %lu s%s\n",
+				emus[i].name, opts.wait_seconds,
+				vtpm_emulator_is_dead(&emus[i]) ?
+				": the device died" : "");
+			status = 1;
+			break;
+		}
+		printf("/dev/%s\n", emus[i].name);
+	}
+	fflush(stdout);
+
+	if (!status)
+		serve(emus, n, &stop, opts.seconds);
+
+	vtpm_server_stop(&server);
+	for (i = 0; i < n; i++) {
+		fprintf(stderr, "%s: %zu commands received\n", emus[i].name,
+			vtpm_emulator_count(&emus[i], VTPM_ANY_ORDINAL));
+		vtpm_emulator_destroy(&emus[i]);
+	}
+	free(list);
+	free(emus);
+	free(opts.fds);
+	if (opts.log && opts.log != stderr)
+		fclose(opts.log);
+	return status;
+}
