@@ -15,6 +15,9 @@
 # takes MODULE=ours|debian|PATH.ko, check takes LANES="NAME...".
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
+# CONFIG_MODULE_SRCVERSION_ALL=y gives the module a srcversion although it
+# has no MODULE_VERSION, so that /sys/module/tpm_vtpm_proxy/srcversion
+# tells our build from the distribution's module of the same name.
 MODDIR := $(CURDIR)/drivers/char/tpm
 SERIES ?= 6.1 6.12
 MODULE ?= ours
@@ -24,7 +27,8 @@ all: modules
 
 modules:
 	@test -d "$(KDIR)" || { echo "error: kernel headers not found at $(KDIR); install linux-headers-$$(uname -r) or set KDIR" >&2; exit 1; }
-	$(MAKE) -C "$(KDIR)" M="$(MODDIR)" CONFIG_TCG_VTPM_PROXY=m modules
+	$(MAKE) -C "$(KDIR)" M="$(MODDIR)" CONFIG_TCG_VTPM_PROXY=m \
+		CONFIG_MODULE_SRCVERSION_ALL=y modules
 
 clean:
 	rm -f $(MODDIR)/*.o $(MODDIR)/*.ko $(MODDIR)/*.mod $(MODDIR)/*.mod.c \
