@@ -27,8 +27,10 @@ check_identity() {
 	local dir=$1 out_of_tree=$2 file taint has_o behaviour loaded expected
 
 	file=$(modinfo -n tpm_vtpm_proxy 2>&1)
+	# Debian's module is in kernel/drivers/char/tpm/, DKMS's directly in
+	# updates/dkms/.
 	case "$file" in
-	"/lib/modules/$krel/$dir/"tpm_vtpm_proxy.ko*)
+	"/lib/modules/$krel/$dir/"*tpm_vtpm_proxy.ko*)
 		ok "modprobe resolves tpm_vtpm_proxy to $dir"
 		;;
 	*)
