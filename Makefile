@@ -10,9 +10,14 @@
 #   make demo         build, boot a QEMU guest per kernel series, load the
 #                     driver and show swtpm and tpm2-tools using it
 #   make check        run every test lane; the last line is "N passed, N failed"
+#   make stress       the stress, fault and fuzz lanes at full size in a QEMU
+#                     guest per kernel series (about 40 minutes each);
+#                     make check runs them at a twentieth of that size
 #
 # demo and check take SERIES=6.1 and/or 6.12 (default both); demo also
 # takes MODULE=ours|debian|PATH.ko, check takes LANES="NAME...".
+# stress takes SERIES too, and SEED=N to repeat the random choices of
+# an earlier run.
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 # CONFIG_MODULE_SRCVERSION_ALL=y gives the module a srcversion although it
@@ -22,6 +27,7 @@ MODDIR := $(CURDIR)/drivers/char/tpm
 SERIES ?= 6.1 6.12
 MODULE ?= ours
 LANES ?=
+SEED ?=
 
 all: modules
 
@@ -44,4 +50,7 @@ demo:
 check:
 	@SERIES="$(SERIES)" $(CURDIR)/scripts/check.sh $(LANES)
 
-.PHONY: all modules clean htmldocs demo check
+stress:
+	SERIES="$(SERIES)" SEED="$(SEED)" $(CURDIR)/scripts/stress.sh -z full
+
+.PHONY: all modules clean htmldocs demo check stress
