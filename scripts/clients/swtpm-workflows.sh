@@ -21,7 +21,7 @@ set -uo pipefail
 # the bound is loose on purpose because it only tells failing from
 # hanging, on a loaded TCG guest.
 kill_fail_secs=5
-# Emulators started at once by the "many" group.
+# Emulators that run at the same time in the "many" group.
 many_count=20
 persistent_handle=0x81000001
 
@@ -296,7 +296,10 @@ sigkill_check() {
 	else
 		wait "$client"
 		rc=$?
-		if [ "$rc" != 0 ]; then
+		if grep -Eq 'errno 62|Failed to poll for response' "$log"; then
+			not_ok "$behaviour" \
+				"the client timed out instead of seeing swtpm die: $(cat "$log")"
+		elif [ "$rc" != 0 ]; then
 			ok "$behaviour"
 			note "the client failed ${elapsed} ms after SIGKILL (bound ${kill_fail_secs} s), exit status $rc: $(grep -m 1 -i 'error' "$log")"
 		else
@@ -313,30 +316,68 @@ sigkill_check() {
 	fi
 }
 
-# The command is queued: swtpm is stopped with SIGSTOP before the
-# client sends it, so it is certainly pending when swtpm is killed.
+# in_device_call PID NODE succeeds while process PID waits for a TPM
+# response on device node NODE: it sleeps in read() or write() on a file
+# of NODE, or in poll() or ppoll() with a file of NODE open. tpm2-tss
+# opens the device with O_NONBLOCK, so its write() returns at once and it
+# waits in poll(). /proc/PID/syscall starts with the system call's number
+# (x86-64: 0 read, 1 write, 7 poll, 271 ppoll) and its first argument.
+in_device_call() {
+	local pid=$1 node=$2 call arg fd
+
+	read -r call arg _ 2>/dev/null <"/proc/$pid/syscall" || return 1
+	case "$call" in
+	0 | 1)
+		[[ "/proc/$pid/fd/$((arg))" -ef "$node" ]]
+		;;
+	7 | 271)
+		for fd in "/proc/$pid/fd/"*; do
+			[[ "$fd" -ef "$node" ]] && return 0
+		done
+		return 1
+		;;
+	*)
+		return 1
+		;;
+	esac
+}
+
+# The command is queued: swtpm is stopped with SIGSTOP before the client
+# sends it, so swtpm never reads it. The client's first command is the
+# TPM2_GetRandom with which tpm2-tss's device TCTI probes the device, and
+# tpm2-tss 4.0 waits 1 s for its response. So swtpm must die within that
+# second: the check polls every 10 ms, and sigkill_check rejects a
+# failure by time-out.
 sigkill_queued() {
-	local num client
+	local behaviour="client of a killed emulator fails (command queued)"
+	local num client tries
 
 	if ! vtpm_start queued 2 2>"$work/start.log"; then
-		not_ok_file "client of a killed emulator fails (command queued)" \
-			"$work/start.log"
+		not_ok_file "$behaviour" "$work/start.log"
 		return
 	fi
 	num=$(vtpm_num queued)
 	kill -STOP "$(vtpm_pid queued)"
-	tpm2 "/dev/tpmrm$num" getrandom --hex 16 >"$work/queued.log" 2>&1 &
+	# Without the timeout wrapper of tpm2, so that $! is the client.
+	TPM2TOOLS_TCTI=device:/dev/tpmrm$num tpm2_getrandom --hex 16 \
+		>"$work/queued.log" 2>&1 &
 	client=$!
-	nap 1
-	if ! pid_alive "$client"; then
-		not_ok "client of a killed emulator fails (command queued)" \
-			"the client ended while swtpm was stopped: $(cat "$work/queued.log")"
-		kill -KILL "$(vtpm_pid queued)"
-		wait "$(vtpm_pid queued)" 2>/dev/null
+
+	tries=$((tool_timeout * 100))
+	while [ "$tries" -gt 0 ] && pid_alive "$client" &&
+		! in_device_call "$client" "/dev/tpmrm$num"; do
+		nap 0.01
+		tries=$((tries - 1))
+	done
+	if ! in_device_call "$client" "/dev/tpmrm$num"; then
+		not_ok "$behaviour" \
+			"the client never waited in a call on /dev/tpmrm$num: $(cat "$work/queued.log")"
+		kill -KILL "$client" "$(vtpm_pid queued)" 2>/dev/null
+		wait "$client" "$(vtpm_pid queued)" 2>/dev/null
 		return
 	fi
-	sigkill_check queued "$client" "$work/queued.log" \
-		"client of a killed emulator fails (command queued)" "command queued"
+	sigkill_check queued "$client" "$work/queued.log" "$behaviour" \
+		"command queued"
 }
 
 # The command is being executed: swtpm has read a CreatePrimary for an
