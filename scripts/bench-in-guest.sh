@@ -1,0 +1,144 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Benchmark our tpm_vtpm_proxy against Debian's in one guest boot. Run as
+# root inside a test guest by scripts/bench.sh (through
+# scripts/run-in-guest.sh), with our module loaded or no module at all.
+#
+# The modules take turns: ours, debian, ours, debian. Each turn loads the
+# module (insmod of our .ko, modprobe of Debian's), checks that the
+# kernel runs the one wanted and runs `vtpm_bench run`, which also
+# measures the pipe floor. Then `rmmod tpm_vtpm_proxy` unloads it. At the
+# end, `vtpm_bench report` compares them.
+#
+# Environment:
+#   GUEST_OUT       output folder (set by run-in-guest.sh): meta.txt,
+#                   samples.csv and the report files go there
+#   VTPM_MODULE     path of our tpm_vtpm_proxy.ko (set by run-in-guest.sh)
+#   BENCH_PROGRAM   the vtpm_bench binary (default build/vtpm_bench/vtpm_bench)
+#   BENCH_COMMANDS, BENCH_DEVICES, BENCH_SCALE, BENCH_SECONDS,
+#   BENCH_PARALLEL, BENCH_ONLY
+#                   passed to `vtpm_bench run` as --commands, --devices,
+#                   --scale, --seconds, --parallel and --only when set
+#   BENCH_HOST_*    facts about the host, copied into meta.txt
+#
+# Exits 1 when a module does not load or a run fails; a missed target is
+# reported, not an error.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${GUEST_OUT:?GUEST_OUT is not set: run this through scripts/run-in-guest.sh}
+ours=${VTPM_MODULE:-}
+program=${BENCH_PROGRAM:-$top/build/vtpm_bench/vtpm_bench}
+sysmod=/sys/module/tpm_vtpm_proxy
+order=(ours debian ours debian)
+
+die() {
+	printf 'bench-in-guest: error: %s\n' "$*" >&2
+	exit 1
+}
+
+case "$ours" in
+*.ko) [ -f "$ours" ] || die "our module $ours not found" ;;
+*) die "VTPM_MODULE is '$ours', not the path of our .ko: run with -m PATH.ko or -m ours" ;;
+esac
+[ -x "$program" ] || die "$program not found: build it with make -C tools/vtpm_bench"
+
+# check_loaded ours|debian fails unless the loaded tpm_vtpm_proxy is the
+# one named: ours is out of tree (taint O) with the srcversion of our
+# .ko, Debian's is not out of tree.
+check_loaded() {
+	local taint srcversion expected
+
+	taint=$(cat "$sysmod/taint" 2>/dev/null) ||
+		die "tpm_vtpm_proxy is not loaded"
+	case "$1:$taint" in
+	ours:*O*)
+		srcversion=$(cat "$sysmod/srcversion" 2>/dev/null)
+		expected=$(modinfo -F srcversion "$ours")
+		if [ -z "$expected" ] || [ "$srcversion" != "$expected" ]; then
+			die "loaded srcversion '$srcversion' differs from '$expected' of $ours"
+		fi
+		;;
+	ours:*) die "module taint is '$taint', without O: the loaded module is not ours" ;;
+	debian:*O*) die "module taint is '$taint': an out-of-tree module is loaded, not Debian's" ;;
+	debian:*) ;;
+	esac
+	[ -c /dev/vtpmx ] || die "/dev/vtpmx is missing with the $1 module loaded"
+}
+
+load() {
+	case "$1" in
+	ours) insmod "$ours" || die "insmod $ours failed" ;;
+	debian) modprobe tpm_vtpm_proxy || die "modprobe tpm_vtpm_proxy failed" ;;
+	esac
+	check_loaded "$1"
+}
+
+# unload removes tpm_vtpm_proxy; a device that is still going away may
+# hold it for a moment.
+unload() {
+	local tries=50
+
+	while [ -d "$sysmod" ]; do
+		rmmod tpm_vtpm_proxy 2>/dev/null && return 0
+		tries=$((tries - 1))
+		[ "$tries" -gt 0 ] || die "rmmod tpm_vtpm_proxy failed: $(rmmod tpm_vtpm_proxy 2>&1)"
+		sleep 0.1
+	done
+}
+
+run_args=()
+[ -z "${BENCH_COMMANDS:-}" ] || run_args+=(--commands "$BENCH_COMMANDS")
+[ -z "${BENCH_DEVICES:-}" ] || run_args+=(--devices "$BENCH_DEVICES")
+[ -z "${BENCH_SCALE:-}" ] || run_args+=(--scale "$BENCH_SCALE")
+[ -z "${BENCH_SECONDS:-}" ] || run_args+=(--seconds "$BENCH_SECONDS")
+[ -z "${BENCH_PARALLEL:-}" ] || run_args+=(--parallel "$BENCH_PARALLEL")
+[ -z "${BENCH_ONLY:-}" ] || run_args+=(--only "$BENCH_ONLY")
+
+write_meta() {
+	local name
+
+	printf 'series=%s\n' "${GUEST_SERIES:-unknown}"
+	printf 'guest kernel=%s\n' "$(uname -r)"
+	printf 'guest vCPUs=%s\n' "$(nproc)"
+	printf 'guest CPU=%s\n' "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+	printf 'guest memory=%s\n' "$(awk '/^MemTotal:/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo)"
+	for name in "${!BENCH_HOST_@}"; do
+		printf 'host %s=%s\n' "$(tr '[:upper:]_' '[:lower:] ' <<<"${name#BENCH_HOST_}")" "${!name}"
+	done
+	printf 'order=%s\n' "${order[*]}"
+	printf 'our module=%s (srcversion %s)\n' "${ours#"$top"/}" "$(modinfo -F srcversion "$ours")"
+	printf "Debian's module=%s\n" "$(modinfo -n tpm_vtpm_proxy)"
+	printf 'swtpm=%s\n' "$(swtpm --version 2>&1 | head -n 1)"
+	printf 'run options=%s\n' "${run_args[*]:-defaults}"
+}
+
+rm -f "$out/samples.csv" "$out/results.md" "$out/table.tsv" "$out/targets.tsv"
+rm -rf "$out/plot"
+write_meta >"$out/meta.txt"
+
+# run-in-guest.sh may have loaded our module already.
+if [ -d "$sysmod" ]; then
+	check_loaded ours
+	loaded=ours
+else
+	loaded=
+fi
+
+slot=0
+for driver in "${order[@]}"; do
+	slot=$((slot + 1))
+	if [ "$loaded" != "$driver" ]; then
+		unload
+		load "$driver"
+	fi
+	loaded=$driver
+	echo "bench-in-guest: run $slot of ${#order[@]}: $driver"
+	"$program" run --driver "$driver" --pass $(((slot + 1) / 2)) \
+		--slot "$slot" --out "$out" "${run_args[@]}" ||
+		die "vtpm_bench run failed for $driver in run $slot"
+done
+unload
+
+"$program" report "$out" || die "vtpm_bench report failed"
