@@ -13,8 +13,11 @@
 #   make stress       the stress, fault and fuzz lanes at full size in a QEMU
 #                     guest per kernel series (about 40 minutes each);
 #                     make check runs them at a twentieth of that size
+#   make bench        benchmark the driver against Debian's in a QEMU guest
+#                     per kernel series; results in build/bench/ and
+#                     BENCHMARKS.md
 #
-# demo and check take SERIES=6.1 and/or 6.12 (default both); demo also
+# demo, check and bench take SERIES=6.1 and/or 6.12 (default both); demo also
 # takes MODULE=ours|debian|PATH.ko, check takes LANES="NAME...".
 # stress takes SERIES too, and SEED=N to repeat the random choices of
 # an earlier run.
@@ -53,4 +56,7 @@ check:
 stress:
 	SERIES="$(SERIES)" SEED="$(SEED)" $(CURDIR)/scripts/stress.sh -z full
 
-.PHONY: all modules clean htmldocs demo check stress
+bench:
+	$(CURDIR)/scripts/bench.sh $(SERIES)
+
+.PHONY: all modules clean htmldocs demo check bench stress
