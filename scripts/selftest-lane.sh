@@ -123,13 +123,13 @@ run_lane() {
 	"$top/scripts/run-in-guest.sh" -s "$series" -m "$module" \
 		-t "$timeout" -o "$out" -e "VTPM_PROXY_MODULE=$reload" -- \
 		bash -c '
+			set -o pipefail
 			status=0
 			for build in 64 m32; do
 				echo "== $build-bit build"
-				build/selftests/$build/vtpm_proxy_test \
-					>"$GUEST_OUT/tap-$build.txt" 2>&1 ||
+				build/selftests/$build/vtpm_proxy_test 2>&1 |
+					tee "$GUEST_OUT/tap-$build.txt" ||
 					status=1
-				cat "$GUEST_OUT/tap-$build.txt"
 			done
 			exit $status' |
 		grep --line-buffered -v '^\['

@@ -32,7 +32,7 @@
 #define TPM2_MAX_RANDOM		64
 #define TPM1_MAX_RANDOM		128
 #define TPM1_DIGEST_SIZE	20
-/* TPML_DIGEST holds at most 8 digests. */
+/* A TPML_DIGEST has room for at most 8 digests. */
 #define TPM2_MAX_PCR_DIGESTS	8
 
 /* Default TPM 1.2 TIS timeouts and durations, in microseconds. */
@@ -271,7 +271,7 @@ static void tpm2_get_random(struct vtpm_emulator *emu, const __u8 *command,
 }
 
 /*
- * Answer TPM2_PCR_Read with zero digests. A TPM returns at most 8 digests
+ * Respond to TPM2_PCR_Read with zero digests. A TPM returns at most 8 digests
  * per call and clears the bits of the PCRs it did not read from the
  * selection it returns; so does this one. Banks of an unknown algorithm
  * come back with an empty selection.
@@ -762,7 +762,7 @@ static void schedule_delayed(struct vtpm_emulator *emu, ssize_t index,
 	emu->delayed = true;
 }
 
-/* Turn the correct response into what the fault asks to send. */
+/* Turn the correct response into the bytes that the fault sends. */
 static size_t apply_fault(const struct vtpm_fault *fault, bool tpm2,
 			  __u8 *response, size_t length)
 {
@@ -799,7 +799,7 @@ static size_t apply_fault(const struct vtpm_fault *fault, bool tpm2,
  * @emu: the emulator; its @fd must be open
  *
  * Blocks in read() if no command is queued. The command is recorded, then
- * answered, or not, as the faults say.
+ * gets the response that the matching fault calls for, if any.
  *
  * Return: 0, or -errno of read().
  */
@@ -1154,7 +1154,7 @@ static struct vtpm_record *find_record(struct vtpm_emulator *emu,
 }
 
 /**
- * vtpm_emulator_wait_reply() - wait until a command was answered
+ * vtpm_emulator_wait_reply() - wait until a command got its reply
  * @emu:        the emulator
  * @ordinal:    the command's ordinal, or %VTPM_ANY_ORDINAL
  * @count:      wait for the @count-th such command, counted from 1

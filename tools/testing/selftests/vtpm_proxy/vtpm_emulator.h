@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * A small TPM emulator that serves vTPM proxy server fds for tests and
- * benchmarks. It answers the TPM core's start-up and runtime commands for
+ * benchmarks. It responds to the TPM core's start-up and runtime commands for
  * TPM 1.2 and TPM 2.0 with minimal but well-formed responses, records
  * every command it receives, and misbehaves on request: error codes,
  * malformed or split responses, stalls, late responses and exits.
  *
- * Emulators are served by a vtpm_server: one thread that polls any number
+ * A vtpm_server serves emulators: one thread that polls any number
  * of server fds. Everything an emulator records is protected by its own
  * lock, so a test thread can wait for and inspect the records while the
  * server thread runs.
@@ -93,8 +93,8 @@
 
 /**
  * enum vtpm_fault_kind - how the emulator misbehaves on a command
- * @VTPM_FAULT_NONE:       answer correctly
- * @VTPM_FAULT_ERROR:      answer with a header-only response that carries
+ * @VTPM_FAULT_NONE:       send the correct response
+ * @VTPM_FAULT_ERROR:      send a header-only response that carries
  *                         &vtpm_fault.error_code
  * @VTPM_FAULT_BAD_LENGTH: send the correct response, but with a length
  *                         field 4 bytes larger than what is written
@@ -132,7 +132,7 @@ enum vtpm_fault_kind {
 
 /**
  * struct vtpm_fault - a misbehaviour and the command it applies to
- * @kind:       what to do instead of answering correctly
+ * @kind:       what to do instead of sending the correct response
  * @ordinal:    command code or ordinal to act on, or %VTPM_ANY_ORDINAL
  * @index:      which of the matching commands to act on, counted from 0
  *              among those received after the fault was added; or

@@ -16,6 +16,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -78,7 +80,6 @@
 #define NR_MANY_DEVICES		1000
 #define NR_CYCLES		1000
 #define NR_LOGGED_FAILURES	30
-
 
 /**
  * struct device - one vTPM proxy device under test
@@ -260,6 +261,19 @@ static ssize_t read_file(const char *path, char *buf, size_t size)
 		buf[n] = '\0';
 	close(fd);
 	return n;
+}
+
+/* Return N of the tpm-rng-N that the hwrng core uses, or UINT_MAX. */
+static unsigned int current_hwrng_chip(void)
+{
+	unsigned int num;
+	char text[64];
+
+	if (read_file("/sys/class/misc/hw_random/rng_current", text,
+		      sizeof(text)) < 0 ||
+	    sscanf(text, "tpm-rng-%u", &num) != 1)
+		return UINT_MAX;
+	return num;
 }
 
 /* Raise the soft limit on open files, for tests with many devices. */
@@ -528,8 +542,8 @@ FIXTURE_TEARDOWN(vtpm)
 	 */
 	device_fini(&self->dev);
 	vtpm_server_stop(&self->others_server);
-	for (i = 0; i < self->nr_others; i++)
-		device_fini(&self->others[i]);
+	for (i = self->nr_others; i > 0; i--)
+		device_fini(&self->others[i - 1]);
 	free(self->others);
 	if (self->vtpmx >= 0)
 		close(self->vtpmx);
@@ -844,7 +858,7 @@ TEST_F(vtpm, new_dev_returns_before_registration)
 
 	ASSERT_EQ(0, device_create(self->vtpmx, &self->dev));
 
-	/* Nobody answered the start-up commands yet: no chip. */
+	/* No emulator served the start-up commands yet, so there is no chip. */
 	sysfs_path(path, sizeof(path), self->dev.info.tpm_num, "");
 	ASSERT_FALSE(path_exists(path));
 
@@ -890,9 +904,9 @@ static void read_set_locality(struct __test_metadata *_metadata,
 	ASSERT_EQ(TPM2_CC_SET_LOCALITY, vtpm_command_ordinal(buf, 11));
 }
 
-/* Answer SET_LOCALITY with success, by hand. */
-static void answer_set_locality(struct __test_metadata *_metadata,
-				struct device *dev)
+/* Respond to SET_LOCALITY with success, by hand. */
+static void respond_to_set_locality(struct __test_metadata *_metadata,
+				    struct device *dev)
 {
 	__u8 command[16], response[VTPM_BUFSIZE];
 	size_t length;
@@ -928,7 +942,7 @@ TEST_F(vtpm, read_without_command_nonblocking_fails_eagain)
 	ASSERT_EQ(0, device_create(self->vtpmx, &self->dev));
 	read_set_locality(_metadata, &self->dev);
 
-	/* Nothing is queued until SET_LOCALITY is answered. */
+	/* Nothing is queued until the server responds to SET_LOCALITY. */
 	flags = fcntl(self->dev.emu.fd, F_GETFL);
 	ASSERT_EQ(0, fcntl(self->dev.emu.fd, F_SETFL, flags | O_NONBLOCK));
 	/* A driver that ignored O_NONBLOCK would block: end that with EINTR. */
@@ -964,7 +978,10 @@ struct restart_helper {
 	int write_result;
 };
 
-/* Signal the blocked reader, then answer SET_LOCALITY so a command comes. */
+/*
+ * Signal the blocked reader, then respond to SET_LOCALITY, so that the
+ * next command arrives.
+ */
 static void *restart_helper_main(void *arg)
 {
 	struct restart_helper *helper = arg;
@@ -1071,7 +1088,7 @@ TEST_F(vtpm, write_over_4096_bytes_fails_eio)
 	ASSERT_EQ(EIO, errno);
 
 	/* The response is still awaited: registration can go on. */
-	answer_set_locality(_metadata, &self->dev);
+	respond_to_set_locality(_metadata, &self->dev);
 	ASSERT_EQ(0, device_serve(&self->dev));
 	ASSERT_TRUE(device_wait_registered(&self->dev, REGISTER_TIMEOUT_MS));
 }
@@ -1188,7 +1205,7 @@ TEST_F(vtpm, poll_with_awaited_response_reports_writable_only)
 
 	ASSERT_EQ(POLLOUT | POLLWRNORM, poll_now(self->dev.emu.fd));
 
-	answer_set_locality(_metadata, &self->dev);
+	respond_to_set_locality(_metadata, &self->dev);
 	ASSERT_EQ(POLLIN | POLLRDNORM,
 		  poll_until(self->dev.emu.fd, POLLIN, COMMAND_TIMEOUT_MS));
 }
@@ -1617,8 +1634,9 @@ TEST_F(vtpm, server_close_fails_blocked_client_promptly)
 
 	ms = (client.done.tv_sec - closed.tv_sec) * 1000 +
 	     (client.done.tv_nsec - closed.tv_nsec) / 1000000;
-	ASSERT_TRUE(client.result < 0 && is_dead_errno(-client.result)) {
-		TH_LOG("client got %zd", client.result);
+	ASSERT_GT(0, client.result);
+	ASSERT_TRUE(is_dead_errno(-client.result)) {
+		TH_LOG("client failed with %s", strerror(-client.result));
 	}
 	ASSERT_GT(CLOSE_BOUND_MS, ms);
 }
@@ -1631,8 +1649,9 @@ TEST_F(vtpm, server_exit_mid_command_fails_client)
 			     VTPM_FAULT_EXIT);
 	pthread_join(client.thread, NULL);
 
-	ASSERT_TRUE(client.result < 0 && is_dead_errno(-client.result)) {
-		TH_LOG("client got %zd", client.result);
+	ASSERT_GT(0, client.result);
+	ASSERT_TRUE(is_dead_errno(-client.result)) {
+		TH_LOG("client failed with %s", strerror(-client.result));
 	}
 	ASSERT_TRUE(wait_unregistered(self->dev.info.tpm_num,
 				      HANGUP_TIMEOUT_MS));
@@ -1732,8 +1751,8 @@ TEST_F_TIMEOUT(vtpm, create_close_cycles_release_numbers, 600)
 TEST_F_TIMEOUT(vtpm, thousand_devices_register_at_once, 900)
 {
 	struct vtpm_emulator **emus;
+	unsigned int first, current;
 	struct timespec start;
-	unsigned int first;
 	struct device *devs;
 	size_t i;
 
@@ -1770,7 +1789,17 @@ TEST_F_TIMEOUT(vtpm, thousand_devices_register_at_once, 900)
 	TH_LOG("%d devices registered in %ld ms", NR_MANY_DEVICES,
 	       elapsed_ms(&start));
 
+	/*
+	 * The device whose hwrng is in use goes last. When that hwrng goes
+	 * away, the hwrng core of 6.1 reads from the next one at once, in the
+	 * closing thread; with nobody serving, each such close would wait
+	 * for a GetRandom to time out.
+	 */
 	vtpm_server_stop(&self->others_server);
+	current = current_hwrng_chip();
+	for (i = 0; i < NR_MANY_DEVICES; i++)
+		if (devs[i].info.tpm_num != current)
+			vtpm_emulator_close(&devs[i].emu);
 	for (i = 0; i < NR_MANY_DEVICES; i++)
 		vtpm_emulator_close(&devs[i].emu);
 	for (i = 0; i < NR_MANY_DEVICES; i++)
@@ -2042,6 +2071,87 @@ TEST_F_TIMEOUT(vtpm, failed_registration_log_is_rate_limited, 300)
 	ASSERT_GT(NR_LOGGED_FAILURES, lines);
 }
 
+/* Find vtpm_test_emulator, which the Makefile builds next to this program. */
+static int emulator_program_path(char *path, size_t size)
+{
+	char self_path[PATH_MAX];
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
+	if (n < 0)
+		return -errno;
+	self_path[n] = '\0';
+	snprintf(path, size, "%s/vtpm_test_emulator", dirname(self_path));
+	return 0;
+}
+
+/* Read one line from @fd within @timeout_ms; returns its length or -errno. */
+static ssize_t read_line(int fd, char *line, size_t size, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t length = 0;
+
+	while (length < size - 1) {
+		int ready = poll(&pfd, 1, timeout_ms);
+
+		if (ready <= 0)
+			return ready ? -errno : -ETIMEDOUT;
+		if (read(fd, line + length, 1) != 1)
+			return -EIO;
+		if (line[length] == '\n')
+			break;
+		length++;
+	}
+	line[length] = '\0';
+	return length;
+}
+
+TEST_F(vtpm, emulator_program_serves_registered_device)
+{
+	__u8 command[64], response[VTPM_BUFSIZE];
+	char program[PATH_MAX + 32], node[64];
+	int output[2], status, fields;
+	unsigned int num;
+	size_t length;
+	pid_t pid;
+
+	ASSERT_EQ(0, emulator_program_path(program, sizeof(program)));
+	if (!path_exists(program))
+		SKIP(return, "vtpm_test_emulator not found next to this program");
+	ASSERT_EQ(0, pipe(output));
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		dup2(output[1], STDOUT_FILENO);
+		execl(program, program, variant->tpm2 ? "--tpm2" : "--tpm12",
+		      "--seconds", "60", NULL);
+		_exit(127);
+	}
+	close(output[1]);
+
+	/* It prints the node once the device is registered. */
+	ASSERT_LT(0, read_line(output[0], node, sizeof(node),
+			       REGISTER_TIMEOUT_MS));
+	close(output[0]);
+	fields = sscanf(node, "/dev/tpm%u", &num);
+	ASSERT_EQ(1, fields) {
+		TH_LOG("unexpected output: %s", node);
+	}
+	ASSERT_TRUE(path_exists(node));
+
+	length = client_command(variant->tpm2, command);
+	ASSERT_LT(0, transmit(node, command, length, response,
+			      sizeof(response)));
+	ASSERT_EQ(0, response_code(response));
+
+	ASSERT_EQ(0, kill(pid, SIGTERM));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	ASSERT_TRUE(wait_unregistered(num, HANGUP_TIMEOUT_MS));
+}
+
 static int delete_module(const char *name)
 {
 	return syscall(SYS_delete_module, name, O_NONBLOCK) ? -errno : 0;
@@ -2088,13 +2198,13 @@ TEST_F(vtpm, module_unload_refused_while_fds_open)
 		SKIP(return, "VTPM_PROXY_MODULE is not set: no module to reload after unloading");
 	ASSERT_LT(0, read_srcversion(before, sizeof(before)));
 
-	/* A server fd holds the module. */
+	/* An open server fd keeps the module in use. */
 	ASSERT_EQ(0, device_create(self->vtpmx, &self->dev));
 	ASSERT_EQ(0, close(self->vtpmx));
 	self->vtpmx = -1;
 	ASSERT_EQ(-EWOULDBLOCK, delete_module(MODULE_NAME));
 
-	/* So does /dev/vtpmx. */
+	/* So does an open /dev/vtpmx. */
 	self->vtpmx = open("/dev/vtpmx", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->vtpmx);
 	device_close(&self->dev);

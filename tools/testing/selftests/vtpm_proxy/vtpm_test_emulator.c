@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vtpm_test_emulator: create vTPM proxy devices (or serve server fds that
- * were passed in) and answer their commands as a minimal TPM, for
- * benchmarks and stress tests. See usage() for the options.
+ * were passed in) and respond to their commands as a minimal TPM, for
+ * benchmarks and stress tests. See print_usage() for the options.
  *
  * Once each created device is registered, its /dev/tpmN path is printed
  * on a line of its own on stdout. The program then serves until SIGINT,
