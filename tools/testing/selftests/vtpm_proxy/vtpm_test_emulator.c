@@ -26,11 +26,19 @@
 #include "vtpm_emulator.h"
 
 #define DEFAULT_WAIT_SECONDS	30
+/*
+ * Devices created and registered together. Registrations run in parallel
+ * in our driver, and hundreds at once starve the emulator threads of CPU
+ * time on a small machine, so that the TPM core's 750 ms TPM 2.0
+ * durations run out.
+ */
+#define DEFAULT_BATCH		25
 #define WAIT_STEP_MS		10
 
 struct options {
 	bool tpm2;
 	unsigned long nr_devices;
+	unsigned long batch;
 	int *fds;
 	size_t nr_fds;
 	struct vtpm_fault faults[VTPM_MAX_FAULTS];
@@ -48,11 +56,13 @@ static void print_usage(FILE *out)
 	fprintf(out,
 		"usage: vtpm_test_emulator [OPTION]...\n"
 		"Create vTPM proxy devices through /dev/vtpmx, or serve server fds passed\n"
-		"in, and answer their commands as a minimal TPM.\n"
+		"in, and respond to their commands as a minimal TPM.\n"
 		"\n"
 		"  --tpm2              emulate TPM 2.0 chips (the default)\n"
 		"  --tpm12             emulate TPM 1.2 chips\n"
 		"  --devices N         create N devices (default 1, or 0 with --fd)\n"
+		"  --batch N           create and register devices N at a time, each batch\n"
+		"                      served by its own thread (default %d)\n"
 		"  --fd FD             also serve the inherited server fd FD; repeatable\n"
 		"  --fault SPEC        misbehave on every device; repeatable. SPEC is\n"
 		"                      KIND[,ordinal=N][,index=N][,code=N][,delay=MS]\n"
@@ -71,7 +81,7 @@ static void print_usage(FILE *out)
 		"  -h, --help          print this help\n"
 		"\n"
 		"Exit status: 0 when served to the end, 1 on an error, 2 on bad usage.\n",
-		DEFAULT_WAIT_SECONDS);
+		DEFAULT_BATCH, DEFAULT_WAIT_SECONDS);
 }
 
 static int parse_durations(const char *text, __u32 durations_us[3])
@@ -102,6 +112,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
 		{ "tpm2", no_argument, NULL, '2' },
 		{ "tpm12", no_argument, NULL, '1' },
 		{ "devices", required_argument, NULL, 'n' },
+		{ "batch", required_argument, NULL, 'b' },
 		{ "fd", required_argument, NULL, 'f' },
 		{ "fault", required_argument, NULL, 'F' },
 		{ "durations", required_argument, NULL, 'd' },
@@ -119,6 +130,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
 	memset(opts, 0, sizeof(*opts));
 	opts->tpm2 = true;
 	opts->nr_devices = 1;
+	opts->batch = DEFAULT_BATCH;
 	opts->wait = true;
 	opts->wait_seconds = DEFAULT_WAIT_SECONDS;
 
@@ -137,6 +149,13 @@ static int parse_options(int argc, char **argv, struct options *opts)
 				return -EINVAL;
 			}
 			devices_given = true;
+			break;
+		case 'b':
+			if (parse_unsigned(optarg, &opts->batch) || !opts->batch) {
+				fprintf(stderr, "invalid --batch '%s': expected a number above 0\n",
+					optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'f':
 			if (parse_unsigned(optarg, &value) || value > INT_MAX) {
@@ -318,19 +337,73 @@ static void serve(struct vtpm_emulator *emus, size_t n, const sigset_t *stop,
 	}
 }
 
+/* Start one more server thread for @n emulators. */
+static int start_server(struct vtpm_server *servers, size_t *nr_servers,
+			struct vtpm_emulator *emus, size_t n)
+{
+	struct vtpm_emulator **list;
+	size_t i;
+	int rc;
+
+	list = calloc(n, sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		list[i] = &emus[i];
+	rc = vtpm_server_start(&servers[*nr_servers], list, n);
+	free(list);
+	if (rc) {
+		fprintf(stderr, "cannot start a server thread: %s\n",
+			strerror(-rc));
+		return rc;
+	}
+	(*nr_servers)++;
+	return 0;
+}
+
+/*
+ * Create devices [@first, @first + @n), serve them, and print their nodes
+ * once they are registered (at once with --no-wait).
+ */
+static int create_batch(int vtpmx, struct vtpm_emulator *emus, size_t first,
+			size_t n, const struct options *opts,
+			struct vtpm_server *servers, size_t *nr_servers)
+{
+	size_t i;
+
+	for (i = first; i < first + n; i++)
+		if (create_device(vtpmx, &emus[i], opts->tpm2))
+			return -1;
+	if (start_server(servers, nr_servers, emus + first, n))
+		return -1;
+
+	for (i = first; i < first + n; i++) {
+		if (opts->wait && !wait_registered(&emus[i], opts->wait_seconds)) {
+			fprintf(stderr, "/dev/%s was not registered within %lu s%s\n",
+				emus[i].name, opts->wait_seconds,
+				vtpm_emulator_is_dead(&emus[i]) ?
+				": the device died" : "");
+			return -1;
+		}
+		printf("/dev/%s\n", emus[i].name);
+	}
+	fflush(stdout);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	struct vtpm_emulator *emus, **list;
-	struct vtpm_server server;
-	struct options opts;
-	size_t n, i;
+	struct vtpm_server *servers;
+	struct vtpm_emulator *emus;
+	size_t n, i, first, nr_servers = 0;
 	int vtpmx = -1, status = 0;
+	struct options opts;
 	sigset_t stop;
 
 	if (parse_options(argc, argv, &opts))
 		return 2;
 
-	/* The server thread inherits the mask; only sigtimedwait() takes them. */
+	/* The server threads inherit the mask; only sigtimedwait() takes them. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
@@ -340,12 +413,25 @@ int main(int argc, char **argv)
 
 	n = opts.nr_devices + opts.nr_fds;
 	emus = calloc(n, sizeof(*emus));
-	list = calloc(n, sizeof(*list));
-	if (!emus || !list) {
+	servers = calloc(opts.nr_devices / opts.batch + 2, sizeof(*servers));
+	if (!emus || !servers) {
 		fprintf(stderr, "out of memory for %zu emulators\n", n);
 		return 1;
 	}
 	raise_fd_limit(n);
+	for (i = 0; i < n; i++)
+		setup_emulator(&emus[i], &opts);
+
+	/* The inherited server fds come after the devices we create. */
+	for (i = 0; i < opts.nr_fds; i++) {
+		struct vtpm_emulator *emu = &emus[opts.nr_devices + i];
+
+		emu->fd = opts.fds[i];
+		snprintf(emu->name, sizeof(emu->name), "fd%d", emu->fd);
+	}
+	if (opts.nr_fds && start_server(servers, &nr_servers,
+					emus + opts.nr_devices, opts.nr_fds))
+		return 1;
 
 	if (opts.nr_devices) {
 		vtpmx = open("/dev/vtpmx", O_RDWR | O_CLOEXEC);
@@ -354,48 +440,31 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	for (i = 0; i < n; i++) {
-		setup_emulator(&emus[i], &opts);
-		list[i] = &emus[i];
-		if (i >= opts.nr_devices) {
-			emus[i].fd = opts.fds[i - opts.nr_devices];
-			snprintf(emus[i].name, sizeof(emus[i].name), "fd%d",
-				 emus[i].fd);
-		} else if (create_device(vtpmx, &emus[i], opts.tpm2)) {
-			return 1;
+	for (first = 0; first < opts.nr_devices; first += opts.batch) {
+		size_t count = opts.nr_devices - first;
+
+		if (count > opts.batch)
+			count = opts.batch;
+		if (create_batch(vtpmx, emus, first, count, &opts, servers,
+				 &nr_servers)) {
+			status = 1;
+			break;
 		}
 	}
 	if (vtpmx >= 0)
 		close(vtpmx);
 
-	if (vtpm_server_start(&server, list, n)) {
-		fprintf(stderr, "cannot start the server thread\n");
-		return 1;
-	}
-
-	for (i = 0; i < opts.nr_devices; i++) {
-		if (opts.wait && !wait_registered(&emus[i], opts.wait_seconds)) {
-			fprintf(stderr, "/dev/%s was not registered within %lu s%s\n",
-				emus[i].name, opts.wait_seconds,
-				vtpm_emulator_is_dead(&emus[i]) ?
-				": the device died" : "");
-			status = 1;
-			break;
-		}
-		printf("/dev/%s\n", emus[i].name);
-	}
-	fflush(stdout);
-
 	if (!status)
 		serve(emus, n, &stop, opts.seconds);
 
-	vtpm_server_stop(&server);
+	for (i = 0; i < nr_servers; i++)
+		vtpm_server_stop(&servers[i]);
 	for (i = 0; i < n; i++) {
 		fprintf(stderr, "%s: %zu commands received\n", emus[i].name,
 			vtpm_emulator_count(&emus[i], VTPM_ANY_ORDINAL));
 		vtpm_emulator_destroy(&emus[i]);
 	}
-	free(list);
+	free(servers);
 	free(emus);
 	free(opts.fds);
 	if (opts.log && opts.log != stderr)
