@@ -5,7 +5,8 @@
  * registration (after some start-up commands were answered) or at a
  * client's command, and the command in flight is then queued and unread,
  * read but not answered, or answered with the first half of a response
- * that was due in two write() calls.
+ * that was due in two write() calls. In a fourth case the emulator sends
+ * the whole response and closes the server fd at once, before the kill.
  *
  * At a client's command, a client of /dev/tpmN (and one of /dev/tpmrmN
  * for a TPM 2.0) is blocked in write() when the kill comes. Each must get
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@ enum kill_state {
 	STATE_QUEUED,
 	STATE_READ,
 	STATE_HALF_WRITTEN,
+	STATE_ANSWERED_CLOSED,
 	NR_STATES,
 };
 
@@ -48,6 +51,7 @@ static const char * const state_names[] = {
 	[STATE_QUEUED] = "queued",
 	[STATE_READ] = "read, not answered",
 	[STATE_HALF_WRITTEN] = "half written",
+	[STATE_ANSWERED_CLOSED] = "answered, then closed",
 };
 
 /*
@@ -75,6 +79,7 @@ enum {
 	CHECK_CLIENT_RETURNS,
 	CHECK_CLIENT_ERRNO,
 	CHECK_HALF_RESPONSE,
+	CHECK_ANSWERED_THEN_CLOSED,
 	CHECK_EARLY_ETIME,
 	CHECK_LATER_EPIPE,
 	CHECK_REMOVED,
@@ -109,6 +114,9 @@ static struct stress_check checks[NR_CHECKS] = {
 	[CHECK_HALF_RESPONSE] = {
 		"a client answered with half a response gets an error, not success",
 	},
+	[CHECK_ANSWERED_THEN_CLOSED] = {
+		"a client answered in full just before the server fd closes gets its response or EPIPE",
+	},
 	[CHECK_EARLY_ETIME] = {
 		"a client command that ends unanswered before the kill fails with ETIME",
 		.optional = true,
@@ -127,12 +135,15 @@ static struct stress_check checks[NR_CHECKS] = {
  * @phase:   where the kill comes
  * @state:   the state of the command in flight at the kill
  * @answers: start-up commands answered first (registration phase)
+ * @tpmrm_first: the client of /dev/tpmrmN starts first, so that its
+ *           command is the one in flight (TPM 2.0 client phase)
  */
 struct kill_plan {
 	bool tpm2;
 	enum kill_phase phase;
 	enum kill_state state;
 	unsigned int answers;
+	bool tpmrm_first;
 };
 
 /**
@@ -143,8 +154,11 @@ struct kill_plan {
  * @bytes:        bytes its GetRandom asks for, different for each client,
  *                so that the emulator can tell which one it answered
  * @thread:       the thread that sends the command
+ * @low_priority: the thread runs with SCHED_IDLE
  * @tid:          the thread's id, for /proc/self/task/TID/syscall
  * @result:       what write() returned
+ * @return_code:  the return code of the response, after a write() that
+ *                succeeded
  * @error:        errno of a failed write()
  * @later_error:  errno of the next write() after the first failed, or 0
  *                when it succeeded
@@ -157,8 +171,10 @@ struct kill_client {
 	bool tpm2;
 	unsigned int bytes;
 	pthread_t thread;
+	bool low_priority;
 	pid_t tid;
 	ssize_t result;
+	__u32 return_code;
 	int error;
 	int later_error;
 	__u64 done_ms;
@@ -171,6 +187,8 @@ struct kill_client {
  * @emulator_dead:     cycles where the device died before the kill point
  * @clients:           clients blocked at a kill
  * @half_answered:     clients whose command got half a response
+ * @closed_answered:   clients whose command got a whole response just
+ *                     before the emulator closed the server fd
  * @finished_early:    other clients whose command ended before the kill
  * @slowest_return_ms: longest time from the kill to a client's return
  * @errors:            client errno values after the kill: EPIPE,
@@ -181,6 +199,7 @@ struct kill_stats {
 	unsigned long emulator_dead;
 	unsigned long clients;
 	unsigned long half_answered;
+	unsigned long closed_answered;
 	unsigned long finished_early;
 	__u64 slowest_return_ms;
 	unsigned long errors[3];
@@ -221,11 +240,12 @@ static unsigned int requested_bytes(bool tpm2, const __u8 *command,
 /*
  * In the emulator: bring the next command into @state. Returns
  * EMULATOR_AT_POINT, EMULATOR_DEAD or EMULATOR_IDLE when no command
- * came. For a half-written response, *@half_answered is the number of
- * bytes that the command asked for, if it is a GetRandom.
+ * came. When the command gets a response, or half of one,
+ * *@answered_bytes is the number of bytes that it asked for, if it is a
+ * GetRandom.
  */
 static char reach_state(struct stress_dev *dev, enum kill_state state,
-			char *half_answered)
+			char *answered_bytes)
 {
 	__u8 command[VTPM_BUFSIZE], response[VTPM_BUFSIZE];
 	struct pollfd pfd = { .fd = dev->fd, .events = POLLIN };
@@ -253,11 +273,23 @@ static char reach_state(struct stress_dev *dev, enum kill_state state,
 	if (state == STATE_READ)
 		return EMULATOR_AT_POINT;
 
-	/* The first of the two writes of a split response. */
-	*half_answered = requested_bytes(dev->tpm2, command, n);
+	*answered_bytes = requested_bytes(dev->tpm2, command, n);
 	length = vtpm_emulator_respond(&dev->emu, command, n, response);
-	if (write(dev->fd, response, length / 2) < 0)
+	if (state == STATE_HALF_WRITTEN) {
+		/* The first of the two writes of a split response. */
+		if (write(dev->fd, response, length / 2) < 0)
+			return EMULATOR_DEAD;
+		return EMULATOR_AT_POINT;
+	}
+
+	/*
+	 * Close right after the response, while the TPM core is still
+	 * taking the response to its client.
+	 */
+	if (write(dev->fd, response, length) < 0)
 		return EMULATOR_DEAD;
+	close(dev->fd);
+	dev->fd = -1;
 	return EMULATOR_AT_POINT;
 }
 
@@ -266,19 +298,23 @@ static void emulator_main(struct stress_dev *dev,
 			  const struct kill_plan *plan, int to_lane,
 			  int from_lane)
 {
+	__u64 deadline = now_ms() + STRESS_WAIT_MS;
 	unsigned int answered = 0;
-	char status, half_answered = 0;
+	char status, answered_bytes = 0;
 	int rc = 0;
 
 	if (plan->phase == PHASE_REGISTRATION) {
-		while (answered < plan->answers) {
+		while (answered < plan->answers && rc >= 0 &&
+		       now_ms() < deadline) {
 			rc = stress_dev_serve(dev, 100);
-			if (rc < 0)
-				break;
-			answered += rc;
+			answered += rc > 0;
 		}
-		status = rc < 0 ? EMULATOR_DEAD :
-				  reach_state(dev, plan->state, &half_answered);
+		if (rc < 0)
+			status = EMULATOR_DEAD;
+		else if (answered < plan->answers)
+			status = EMULATOR_IDLE;
+		else
+			status = reach_state(dev, plan->state, &answered_bytes);
 	} else {
 		rc = stress_dev_register(dev, STRESS_WAIT_MS);
 		write_status(to_lane, rc ? EMULATOR_NOT_REGISTERED :
@@ -289,12 +325,12 @@ static void emulator_main(struct stress_dev *dev,
 		 */
 		if (!rc && read_status(from_lane, STRESS_WAIT_MS) == LANE_GO)
 			status = reach_state(dev, plan->state,
-					     &half_answered);
+					     &answered_bytes);
 		else
 			status = EMULATOR_DEAD;
 	}
 	write_status(to_lane, status);
-	write_status(to_lane, half_answered);
+	write_status(to_lane, answered_bytes);
 	for (;;)
 		pause();
 }
@@ -302,15 +338,24 @@ static void emulator_main(struct stress_dev *dev,
 static void *client_main(void *arg)
 {
 	struct kill_client *client = arg;
-	__u8 command[16];
+	__u8 command[16], response[VTPM_BUFSIZE];
 	size_t length;
 
-	__atomic_store_n(&client->tid, (pid_t)syscall(SYS_gettid),
-			 __ATOMIC_RELEASE);
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	struct sched_param idle = { .sched_priority = 0 };
+
+	if (client->low_priority)
+		sched_setscheduler(tid, SCHED_IDLE, &idle);
+	__atomic_store_n(&client->tid, tid, __ATOMIC_RELEASE);
 	length = tpm_getrandom_command(client->tpm2, client->bytes, command);
 	client->result = write(client->fd, command, length);
 	client->error = client->result < 0 ? errno : 0;
 	client->done_ms = now_ms();
+	if (client->result >= 0 &&
+	    read(client->fd, response, sizeof(response)) >= TPM_HEADER_SIZE)
+		client->return_code = (__u32)response[6] << 24 |
+				      (__u32)response[7] << 16 |
+				      (__u32)response[8] << 8 | response[9];
 	if (client->result < 0)
 		client->later_error = write(client->fd, command, length) < 0 ?
 				      errno : 0;
@@ -363,12 +408,20 @@ static bool wait_clients_blocked(struct kill_client *clients,
 	return false;
 }
 
-/* Open and start the clients of a registered device; returns how many. */
+/*
+ * Open and start the clients of a registered device, one after the other
+ * so that the first one's command is the one in the driver, and return
+ * how many started. The first client uses /dev/tpmrmN when @plan says so.
+ * With @low_priority the clients run with SCHED_IDLE.
+ */
 static unsigned int start_clients(const struct stress_dev *dev,
+				  const struct kill_plan *plan,
+				  bool low_priority,
 				  struct kill_client *clients)
 {
 	static const char * const kinds[] = { "tpm", "tpmrm" };
 	unsigned int nr_kinds = dev->tpm2 ? 2 : 1, i, started = 0;
+	unsigned int first = dev->tpm2 && plan->tpmrm_first;
 	struct kill_client *client;
 
 	for (i = 0; i < nr_kinds; i++) {
@@ -376,8 +429,9 @@ static unsigned int start_clients(const struct stress_dev *dev,
 		memset(client, 0, sizeof(*client));
 		client->tpm2 = dev->tpm2;
 		client->bytes = STRESS_RANDOM_BYTES + i;
-		tpm_path(client->path, sizeof(client->path), kinds[i],
-			 dev->num);
+		client->low_priority = low_priority;
+		tpm_path(client->path, sizeof(client->path),
+			 kinds[(first + i) % nr_kinds], dev->num);
 		client->fd = open(client->path, O_RDWR | O_CLOEXEC);
 		if (client->fd < 0) {
 			check_fail(&checks[CHECK_CLIENTS_BLOCKED],
@@ -391,6 +445,10 @@ static unsigned int start_clients(const struct stress_dev *dev,
 			continue;
 		}
 		started++;
+		if (!wait_clients_blocked(client, 1))
+			break;
+		/* Let its command reach the driver before the next one. */
+		sleep_ms(5);
 	}
 	return started;
 }
@@ -407,12 +465,13 @@ static unsigned int errno_slot(int error)
 
 /*
  * Wait for a client after the kill at @kill_ms and check what it got.
- * @half_answered is the byte count of the GetRandom that got half a
- * response, if any.
+ * @answered_bytes is the byte count of the GetRandom that got a response
+ * or half of one in @state, if any.
  */
 static void finish_client(struct kill_client *client, __u64 kill_ms,
-			  bool blocked_at_kill, unsigned int half_answered,
-			  unsigned long cycle, struct kill_stats *stats)
+			  bool blocked_at_kill, enum kill_state state,
+			  unsigned int answered_bytes, unsigned long cycle,
+			  struct kill_stats *stats)
 {
 	struct timespec deadline;
 	__u64 waited;
@@ -430,14 +489,21 @@ static void finish_client(struct kill_client *client, __u64 kill_ms,
 	}
 	check_pass(&checks[CHECK_CLIENT_RETURNS]);
 
-	if (client->bytes == half_answered) {
+	if (client->bytes == answered_bytes && state == STATE_HALF_WRITTEN) {
 		stats->half_answered++;
 		check_true(&checks[CHECK_HALF_RESPONSE], client->result < 0,
 			   "cycle %lu: write() to %s returned %zd", cycle,
 			   client->path, client->result);
-	} else if (blocked_at_kill) {
+	} else if (client->bytes == answered_bytes) {
+		stats->closed_answered++;
+		check_true(&checks[CHECK_ANSWERED_THEN_CLOSED],
+			   client->result >= 0 || client->error == EPIPE,
+			   "cycle %lu: write() to %s failed with %s although its command was answered in full",
+			   cycle, client->path, strerror(client->error));
+	} else if (blocked_at_kill || state == STATE_ANSWERED_CLOSED) {
+		/* The close, not the kill, ends the device in that state. */
 		stats->clients++;
-		waited = client->done_ms - kill_ms;
+		waited = client->done_ms > kill_ms ? client->done_ms - kill_ms : 0;
 		if (waited > stats->slowest_return_ms)
 			stats->slowest_return_ms = waited;
 		if (client->result < 0)
@@ -445,9 +511,9 @@ static void finish_client(struct kill_client *client, __u64 kill_ms,
 		check_true(&checks[CHECK_CLIENT_ERRNO],
 			   client->result < 0 && (client->error == EPIPE ||
 						  client->error == ECANCELED),
-			   "cycle %lu: write() to %s returned %zd (%s)", cycle,
-			   client->path, client->result,
-			   strerror(client->error));
+			   "cycle %lu: write() to %s returned %zd (%s), response code 0x%08x",
+			   cycle, client->path, client->result,
+			   strerror(client->error), client->return_code);
 	} else {
 		/* Nothing answered it: its duration must have run out. */
 		stats->finished_early++;
@@ -491,6 +557,51 @@ static void make_plan(struct stress_random *random, struct kill_plan *plan)
 						   PHASE_CLIENT;
 	plan->state = random_below(random, NR_STATES);
 	plan->answers = random_below(random, MAX_STARTUP_ANSWERS);
+	plan->tpmrm_first = random_percent(random, 50);
+}
+
+/*
+ * While the emulator answers a command and closes the server fd at once
+ * (STATE_ANSWERED_CLOSED), one thread per CPU keeps the CPUs busy for
+ * HOG_MS, and the clients run with SCHED_IDLE. The client whose command
+ * got the response is then still inside the TPM core, before it takes
+ * the response, while the teardown of the device runs as far as it can
+ * without that client: the window that this state tests.
+ */
+#define MAX_HOGS		8
+#define HOG_MS			300
+
+static int hogs_stopping;
+
+/* Keep a CPU busy until hogs_stopping is set. */
+static void *hog_main(void *arg)
+{
+	while (!__atomic_load_n(&hogs_stopping, __ATOMIC_ACQUIRE))
+		;
+	return NULL;
+}
+
+/* Start a CPU hog per online CPU, at most MAX_HOGS; returns how many. */
+static unsigned int start_hogs(pthread_t *hogs)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int wanted = cpus > 0 && cpus < MAX_HOGS ? cpus : MAX_HOGS;
+	unsigned int started;
+
+	__atomic_store_n(&hogs_stopping, 0, __ATOMIC_RELEASE);
+	for (started = 0; started < wanted; started++)
+		if (pthread_create(&hogs[started], NULL, hog_main, NULL))
+			break;
+	return started;
+}
+
+static void stop_hogs(pthread_t *hogs, unsigned int nr_hogs)
+{
+	unsigned int i;
+
+	__atomic_store_n(&hogs_stopping, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < nr_hogs; i++)
+		pthread_join(hogs[i], NULL);
 }
 
 /* Parent side of a cycle whose emulator is @pid. */
@@ -499,10 +610,12 @@ static void run_lane_side(const struct stress_dev *dev,
 			  int from_emulator, int to_emulator,
 			  unsigned long cycle, struct kill_stats *stats)
 {
-	struct kill_client clients[2];
-	unsigned int nr_clients = 0, i;
+	bool slow_clients = plan->state == STATE_ANSWERED_CLOSED;
+	unsigned int nr_clients = 0, nr_hogs = 0, i;
 	bool blocked[2] = { false, false };
-	char status, half_answered;
+	struct kill_client clients[2];
+	char status, answered_bytes;
+	pthread_t hogs[MAX_HOGS];
 	__u64 kill_ms;
 
 	if (plan->phase == PHASE_CLIENT) {
@@ -511,18 +624,25 @@ static void run_lane_side(const struct stress_dev *dev,
 			       status == EMULATOR_REGISTERED,
 			       "cycle %lu: tpm%u did not register (status '%c')",
 			       cycle, dev->num, status ? status : '-')) {
-			nr_clients = start_clients(dev, clients);
+			nr_clients = start_clients(dev, plan, slow_clients,
+						   clients);
 			check_true(&checks[CHECK_CLIENTS_BLOCKED],
 				   nr_clients && wait_clients_blocked(clients,
 								      nr_clients),
 				   "cycle %lu: clients of tpm%u not in write()",
 				   cycle, dev->num);
+			if (slow_clients)
+				nr_hogs = start_hogs(hogs);
 			write_status(to_emulator, LANE_GO);
 		}
 	}
 
-	status = read_status(from_emulator, STRESS_WAIT_MS);
-	half_answered = read_status(from_emulator, 1000);
+	/* The emulator's close() may wait for the clients that hogs stall. */
+	status = read_status(from_emulator, nr_hogs ? HOG_MS : STRESS_WAIT_MS);
+	stop_hogs(hogs, nr_hogs);
+	if (!status && nr_hogs)
+		status = read_status(from_emulator, STRESS_WAIT_MS);
+	answered_bytes = read_status(from_emulator, 1000);
 	if (status == EMULATOR_DEAD)
 		stats->emulator_dead++;
 	else
@@ -537,8 +657,8 @@ static void run_lane_side(const struct stress_dev *dev,
 	kill_ms = now_ms();
 	kill_emulator(pid, cycle);
 	for (i = 0; i < nr_clients; i++)
-		finish_client(&clients[i], kill_ms, blocked[i],
-			      (unsigned char)half_answered, cycle, stats);
+		finish_client(&clients[i], kill_ms, blocked[i], plan->state,
+			      (unsigned char)answered_bytes, cycle, stats);
 
 	check_true(&checks[CHECK_REMOVED], tpm_nodes_gone(dev->num),
 		   "cycle %lu (%s, %s): tpm%u still present", cycle,
@@ -619,17 +739,20 @@ int lane_kill(const struct lane_options *options)
 
 	stress_info("%lu cycles in %llu ms", options->count,
 		    (unsigned long long)(now_ms() - start));
-	stress_info("kills in registration: queued %lu, read %lu, half written %lu; at a client command: queued %lu, read %lu, half written %lu",
+	stress_info("kills in registration: queued %lu, read %lu, half written %lu, answered then closed %lu",
 		    stats.plans[PHASE_REGISTRATION][STATE_QUEUED],
 		    stats.plans[PHASE_REGISTRATION][STATE_READ],
 		    stats.plans[PHASE_REGISTRATION][STATE_HALF_WRITTEN],
+		    stats.plans[PHASE_REGISTRATION][STATE_ANSWERED_CLOSED]);
+	stress_info("kills at a client command: queued %lu, read %lu, half written %lu, answered then closed %lu",
 		    stats.plans[PHASE_CLIENT][STATE_QUEUED],
 		    stats.plans[PHASE_CLIENT][STATE_READ],
-		    stats.plans[PHASE_CLIENT][STATE_HALF_WRITTEN]);
-	stress_info("devices dead before the kill point %lu; clients blocked at a kill %lu (EPIPE %lu, ECANCELED %lu, other %lu), answered with half a response %lu, timed out before the kill %lu; slowest return after a kill %llu ms",
+		    stats.plans[PHASE_CLIENT][STATE_HALF_WRITTEN],
+		    stats.plans[PHASE_CLIENT][STATE_ANSWERED_CLOSED]);
+	stress_info("devices dead before the kill point %lu; clients blocked at a kill %lu (EPIPE %lu, ECANCELED %lu, other %lu), answered with half a response %lu, answered in full before the close %lu, timed out before the kill %lu; slowest return after a kill %llu ms",
 		    stats.emulator_dead, stats.clients, stats.errors[0],
 		    stats.errors[1], stats.errors[2], stats.half_answered,
-		    stats.finished_early,
+		    stats.closed_answered, stats.finished_early,
 		    (unsigned long long)stats.slowest_return_ms);
 	return check_report(checks, NR_CHECKS) ? 1 : 0;
 }
