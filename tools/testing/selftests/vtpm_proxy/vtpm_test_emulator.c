@@ -253,16 +253,20 @@ static void setup_emulator(struct vtpm_emulator *emu,
 		vtpm_emulator_add_fault(emu, &opts->faults[i]);
 }
 
-/* Make room for one server fd per device, as far as root may. */
+/*
+ * Make room for a server fd per device, and an epoll fd and a pipe per
+ * server thread, as far as the hard limit allows (root may raise it).
+ */
 static void raise_fd_limit(unsigned long nr_devices)
 {
+	rlim_t needed = 2 * nr_devices + 64;
 	struct rlimit limit;
 
 	if (getrlimit(RLIMIT_NOFILE, &limit))
 		return;
-	if (limit.rlim_cur >= nr_devices + 64)
+	if (limit.rlim_cur >= needed)
 		return;
-	limit.rlim_cur = nr_devices + 64;
+	limit.rlim_cur = needed;
 	if (limit.rlim_max < limit.rlim_cur)
 		limit.rlim_max = limit.rlim_cur;
 	if (setrlimit(RLIMIT_NOFILE, &limit))
