@@ -106,10 +106,10 @@
  * @VTPM_FAULT_DELAY:      send the correct response after
  *                         &vtpm_fault.delay_ms; no further command is read
  *                         from this device in the meantime
- * @VTPM_FAULT_STALL:      never answer this command, but keep reading later
- *                         ones
- * @VTPM_FAULT_HANG:       never answer this command and never read another
- *                         one from this device
+ * @VTPM_FAULT_STALL:      never respond to this command, but keep reading
+ *                         later ones
+ * @VTPM_FAULT_HANG:       never respond to this command, and never read
+ *                         another one from this device
  * @VTPM_FAULT_EXIT:       close the server fd instead of answering; with
  *                         &vtpm_emulator.exit_process set, end the process
  */
@@ -179,9 +179,9 @@ struct vtpm_record {
 /**
  * struct vtpm_emulator - the emulated TPM behind one server fd
  * @tpm2:         emulate a TPM 2.0; otherwise a TPM 1.2
- * @started:      TPM_Startup has run; until then the TPM answers
- *                TPM2_RC_INITIALIZE to TPM2_SelfTest, and
- *                TPM_INVALID_POSTINIT to any TPM 1.2 command but
+ * @started:      TPM_Startup has run. Until then the TPM returns
+ *                TPM2_RC_INITIALIZE for TPM2_SelfTest, and
+ *                TPM_INVALID_POSTINIT for any TPM 1.2 command but
  *                TPM_Startup
  * @timeouts_us:  TPM 1.2 TIS timeouts A to D that TPM_GetCapability
  *                reports, in microseconds

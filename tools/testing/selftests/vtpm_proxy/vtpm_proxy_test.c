@@ -650,9 +650,9 @@ static int drop_cap_sys_admin(void)
 #define PREPARE_FAILED	128
 
 /*
- * Run NEW_DEV in a child process after @prepare; returns the errno the
- * ioctl failed with, 0 if it succeeded, or %PREPARE_FAILED plus the errno
- * of @prepare.
+ * Run NEW_DEV in a child process after @prepare. Returns the errno of the
+ * ioctl, or 0 if it succeeded. If @prepare failed, returns its errno plus
+ * %PREPARE_FAILED.
  */
 static int new_dev_errno_in_child(int vtpmx, bool tpm2, int (*prepare)(void))
 {
@@ -1230,7 +1230,7 @@ TEST_F(vtpm, poll_on_idle_device_reports_nothing)
 	create_registered(_metadata, self->vtpmx, &self->dev);
 	device_stop(&self->dev);
 
-	/* The hwrng may queue GetRandom at any time: answer those first. */
+	/* The hwrng may queue GetRandom at any time: serve those first. */
 	for (tries = 0; tries < 10; tries++) {
 		revents = poll_now(self->dev.emu.fd);
 		if (!(revents & POLLIN))
@@ -1374,7 +1374,10 @@ TEST_F(vtpm, client_set_locality_is_rejected)
 	ASSERT_EQ(-EFAULT, n);
 
 	if (variant->tpm2) {
-		/* The resource manager answers itself: not a known command. */
+		/*
+		 * The resource manager does not know the command, so it
+		 * sends its own error response.
+		 */
 		node_path(path, sizeof(path), "tpmrm", self->dev.info.tpm_num);
 		n = transmit(path, command, length, response,
 			     sizeof(response));
@@ -1839,7 +1842,7 @@ TEST_F_TIMEOUT(vtpm, thousand_devices_live_at_once, 900)
 	/*
 	 * The device whose hwrng is in use goes last. When that hwrng goes
 	 * away, the hwrng core of 6.1 reads from the next one at once, in the
-	 * closing thread; with nobody serving, each such close would wait
+	 * closing thread. With no emulator serving, each such close would wait
 	 * for a GetRandom to time out.
 	 */
 	for (i = 0; i < self->nr_servers; i++)
@@ -2002,7 +2005,7 @@ TEST_F_TIMEOUT(vtpm, server_exit_during_start_up_leaves_no_device, 300)
 
 	num = probe_free_number(_metadata, self->vtpmx, variant->tpm2);
 
-	/* Exit instead of answering each of the start-up commands. */
+	/* Exit instead of responding to each of the start-up commands. */
 	for (index = 0; index < ARRAY_SIZE(tpm2_startup_steps); index++) {
 		struct vtpm_fault fault = {
 			.kind = VTPM_FAULT_EXIT,
