@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Lane "threads": 8 threads create devices, serve them for a short random
- * time and close them, while other threads use the devices that are live
- * at that moment: two send TPM2_GetRandom through /dev/tpmrmN, one reads
- * every attribute in /sys/class/tpm/tpmN/ (some of which send commands),
- * and one makes a tpm-rng-N the current hardware RNG and reads
+ * time and close them. Meanwhile other threads use the devices that are
+ * live at that moment. Two send TPM2_GetRandom through /dev/tpmrmN, one
+ * reads every attribute in /sys/class/tpm/tpmN/ (some of which send
+ * commands), and one makes a tpm-rng-N the current hardware RNG and reads
  * /dev/hwrng. A device may go away under any of them at any time.
  *
  * A watchdog bounds every call: a thread that spends more than
