@@ -1,0 +1,46 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The vtpm_proxy kselftests, 64-bit and 32-bit, against our module on each
+# kernel series, and the same suite against Debian's module for the table
+# of differing outcomes, which must hold only the intended improvements.
+# Counts every test of our module's runs plus one result per series for
+# the comparison.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+passed=0
+failed=0
+skipped=0
+for series in $SERIES; do
+	log=${CHECK_OUT:-$top/build/check}/selftests-$series.txt
+	mkdir -p "$(dirname "$log")"
+	rc=0
+	"$top/scripts/selftest-lane.sh" --compare "$series" ours | tee "$log" || rc=$?
+
+	# The TAP files of our module's run, counted as selftest-lane.sh
+	# counts them; no result at all counts as a failure.
+	summary=$(awk '
+		/^ok [0-9]+ .* # SKIP/ { s++; next }
+		/^ok [0-9]+ / { p++ }
+		/^not ok [0-9]+ / { f++ }
+		END { printf "%d %d %d\n", p, f, s }' \
+		"$top/build/selftest-lane/$series-ours"/tap-*.txt 2>/dev/null)
+	[ "${summary:-0 0 0}" != "0 0 0" ] || summary="0 1 0"
+	read -r p f s <<<"${summary:-0 1 0}"
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+	echo "$series: our module: $p passed, $f failed, $s skipped"
+
+	if [ "$rc" -eq 0 ]; then
+		passed=$((passed + 1))
+		echo "ok - $series: outcomes differ from Debian's driver only where intended"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $series: outcomes differ from Debian's driver only where intended (see $log)"
+	fi
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
