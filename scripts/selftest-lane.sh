@@ -28,6 +28,9 @@
 #
 # Environment: LANE_TIMEOUT sets the guest run's time limit in seconds
 # (default 2400).
+#
+# Inside the guest, run-in-guest.sh starts this script again with
+# --guest-run, which runs the two builds.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +38,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib/kernel-series.sh"
 
 usage() {
-	sed -n '4,27p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '4,33p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 suite_dir=tools/testing/selftests/vtpm_proxy
@@ -122,16 +125,7 @@ run_lane() {
 	set +e
 	"$top/scripts/run-in-guest.sh" -s "$series" -m "$module" \
 		-t "$timeout" -o "$out" -e "VTPM_PROXY_MODULE=$reload" -- \
-		bash -c '
-			set -o pipefail
-			status=0
-			for build in 64 m32; do
-				echo "== $build-bit build"
-				build/selftests/$build/vtpm_proxy_test 2>&1 |
-					tee "$GUEST_OUT/tap-$build.txt" ||
-					status=1
-			done
-			exit $status' |
+		scripts/selftest-lane.sh --guest-run |
 		grep --line-buffered -v '^\['
 	rc=${PIPESTATUS[0]}
 	set -e
@@ -230,11 +224,25 @@ compare() {
 	return "$unexpected"
 }
 
+# guest_run runs both builds inside the guest and keeps their TAP output
+# in $GUEST_OUT.
+guest_run() {
+	local build status=0
+
+	for build in 64 m32; do
+		echo "== $build-bit build"
+		"$top/build/selftests/$build/vtpm_proxy_test" 2>&1 |
+			tee "$GUEST_OUT/tap-$build.txt" || status=1
+	done
+	return "$status"
+}
+
 main() {
 	local series module label dir rc=0
 
 	case "${1:-}" in
 	-h | --help) usage; exit 0 ;;
+	--guest-run) guest_run; return ;;
 	--compare)
 		[ $# -eq 3 ] || { usage >&2; exit 2; }
 		check_series "$2"
