@@ -4,7 +4,8 @@
  *
  * "vtpm_bench run" measures the loaded tpm_vtpm_proxy module once and
  * appends the raw samples to samples.csv in its output folder. The same
- * run measures a pipe ping-pong between two processes as the floor. "vtpm_bench report" reads the samples of several runs (our module
+ * run measures a pipe ping-pong between two processes as the floor.
+ * "vtpm_bench report" reads the samples of several runs (our module
  * and Debian's, alternating) and prints the table and the targets.
  */
 #ifndef VTPM_BENCH_H
