@@ -6,10 +6,10 @@
 # scripts/run-in-guest.sh), with our module loaded or no module at all.
 #
 # The modules take turns: ours, debian, ours, debian. Each turn loads the
-# module (insmod of our .ko, modprobe of Debian's), checks that the
-# kernel runs the one wanted and runs `vtpm_bench run`, which also
-# measures the pipe floor. Then `rmmod tpm_vtpm_proxy` unloads it. At the
-# end, `vtpm_bench report` compares them.
+# module with insmod (our .ko, or Debian's from the kernel's tree),
+# checks that the kernel runs the one wanted and runs `vtpm_bench run`,
+# which also measures the pipe floor. Then `rmmod tpm_vtpm_proxy` unloads
+# it. At the end, `vtpm_bench report` compares them.
 #
 # Environment:
 #   GUEST_OUT       output folder (set by run-in-guest.sh): meta.txt,
@@ -21,6 +21,7 @@
 #                   passed to `vtpm_bench run` as --commands, --devices,
 #                   --scale, --seconds, --parallel and --only when set
 #   BENCH_HOST_*    facts about the host, copied into meta.txt
+#   BENCH_SOURCE    the commit our module was built from, for meta.txt
 #
 # Exits 1 when a module does not load or a run fails; a missed target is
 # reported, not an error.
@@ -67,10 +68,36 @@ check_loaded() {
 	[ -c /dev/vtpmx ] || die "/dev/vtpmx is missing with the $1 module loaded"
 }
 
+# debian_module prints the path of Debian's tpm_vtpm_proxy, uncompressed
+# into /tmp if needed. The path is fixed instead of found by modprobe,
+# because the guest shares /lib/modules with the host, where a DKMS
+# install of our module may take precedence while this runs.
+debian_module() {
+	local base
+
+	base=/lib/modules/$(uname -r)/kernel/drivers/char/tpm/tpm_vtpm_proxy.ko
+
+	if [ -f "$base" ]; then
+		echo "$base"
+	elif [ -f "$base.xz" ]; then
+		xz -dc "$base.xz" >/tmp/tpm_vtpm_proxy.ko && echo /tmp/tpm_vtpm_proxy.ko
+	elif [ -f "$base.zst" ]; then
+		zstd -q -dc "$base.zst" >/tmp/tpm_vtpm_proxy.ko && echo /tmp/tpm_vtpm_proxy.ko
+	else
+		return 1
+	fi
+}
+
 load() {
+	local path
+
 	case "$1" in
 	ours) insmod "$ours" || die "insmod $ours failed" ;;
-	debian) modprobe tpm_vtpm_proxy || die "modprobe tpm_vtpm_proxy failed" ;;
+	debian)
+		path=$(debian_module) ||
+			die "Debian's tpm_vtpm_proxy.ko not found below /lib/modules/$(uname -r)/kernel"
+		insmod "$path" || die "insmod $path (Debian's module) failed"
+		;;
 	esac
 	check_loaded "$1"
 }
@@ -108,8 +135,9 @@ write_meta() {
 		printf 'host %s=%s\n' "$(tr '[:upper:]_' '[:lower:] ' <<<"${name#BENCH_HOST_}")" "${!name}"
 	done
 	printf 'order=%s\n' "${order[*]}"
-	printf 'our module=%s (srcversion %s)\n' "${ours#"$top"/}" "$(modinfo -F srcversion "$ours")"
-	printf "Debian's module=%s\n" "$(modinfo -n tpm_vtpm_proxy)"
+	printf 'our module=srcversion %s, built from %s\n' \
+		"$(modinfo -F srcversion "$ours")" "${BENCH_SOURCE:-this repository}"
+	printf "Debian's module=%s\n" "$(ls /lib/modules/"$(uname -r)"/kernel/drivers/char/tpm/tpm_vtpm_proxy.ko*)"
 	printf 'swtpm=%s\n' "$(swtpm --version 2>&1 | head -n 1)"
 	printf 'run options=%s\n' "${run_args[*]:-defaults}"
 }

@@ -75,9 +75,12 @@ info "building vtpm_bench"
 make -s -C "$top/tools/vtpm_bench" OUTPUT="$top/build/vtpm_bench" ||
 	die "building vtpm_bench failed"
 
+# The host's load average shows how busy the machine was: other guests
+# and builds on the host slow down the guest's vCPUs.
 host_facts=(-e "BENCH_HOST_CPUS=$(nproc)"
 	-e "BENCH_HOST_CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-	-e "BENCH_HOST_KERNEL=$(uname -r)")
+	-e "BENCH_HOST_KERNEL=$(uname -r)"
+	-e "BENCH_SOURCE=commit $(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)")
 
 # plot DIR draws the CDFs of DIR/plot/*.dat into DIR/rtt-tpm.png and
 # DIR/rtt-tpmrm.png: one panel per emulator and placement, each with our
@@ -163,6 +166,7 @@ for series in "$@"; do
 	info "benchmarking $series${tiny:+ (tiny pass)}; results in $dir"
 	"$top/scripts/run-in-guest.sh" -s "$series" -m "$ko" -t "$limit" \
 		-o "$dir" "${sizes[@]}" "${host_facts[@]}" \
+		-e "BENCH_HOST_LOAD_AVERAGE=$(cut -d ' ' -f 1-3 /proc/loadavg)" \
 		-e "BENCH_PROGRAM=$top/build/vtpm_bench/vtpm_bench" \
 		-- scripts/bench-in-guest.sh
 	status=$?

@@ -5,16 +5,17 @@
  *
  * The trivial emulator responds to every command at once with the
  * response that vtpm_emulator_respond() builds, and records nothing, so
- * that a measurement shows the driver's cost and not the emulator's. It comes in
- * two forms: a child process with one thread per channel, each blocked in
- * read() (for round trips and throughput, the same shape as the pipe
- * floor), and an epoll thread in the benchmark process that serves any
- * number of devices (for creating and closing many devices).
+ * that a measurement shows the driver's cost and not the emulator's. It
+ * comes in two forms: a child process with one thread per channel, each
+ * blocked in read() (for round trips and throughput, the same shape as
+ * the pipe floor), and an epoll thread in the benchmark process that
+ * creates and serves any number of devices (for creating and closing
+ * many devices).
  */
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@ void device_node(char *path, size_t size, const char *kind, unsigned int num)
 	snprintf(path, size, "/dev/%s%u", kind, num);
 }
 
-/* Create a TPM 2.0 device and fill @dev->fd and @dev->num. Returns -errno. */
+/* Create a TPM 2.0 device, filling @dev->fd and @dev->num; 0 or -errno. */
 int device_create(struct bench_run *run, struct bench_device *dev)
 {
 	struct vtpm_proxy_new_dev request = {
@@ -55,6 +56,7 @@ int device_create(struct bench_run *run, struct bench_device *dev)
 	dev->fd = request.fd;
 	dev->num = request.tpm_num;
 	dev->dead = false;
+	dev->failed = false;
 	return 0;
 }
 
@@ -68,31 +70,45 @@ static void drain_inotify(int fd)
 }
 
 /*
- * Wait until @path exists (@present) or no longer exists. The inotify
- * watch on /dev wakes us when a node is created or deleted. The check
- * comes before the sleep, so an event that came first is not missed.
- * Returns 0, or -ETIMEDOUT after NODE_TIMEOUT_MS.
+ * Wait until @path exists (@present) or no longer exists, for at most
+ * @timeout_ms. The inotify watch on /dev wakes us when a node is created
+ * or deleted. The check comes before the sleep, so an event that came
+ * first is not missed. With @server_fd >= 0, a hang-up of that server fd
+ * ends the wait too: the device's registration failed, so its node never
+ * comes. Returns 0, -EPIPE for the hang-up, or -ETIMEDOUT.
  */
-int wait_node(struct bench_run *run, const char *path, bool present)
+int wait_node_until(struct bench_run *run, const char *path, bool present,
+		    int server_fd, int timeout_ms)
 {
-	__u64 deadline = now_ns() + NODE_TIMEOUT_MS * NSEC_PER_MSEC;
-	struct pollfd pfd = { .fd = run->inotify, .events = POLLIN };
+	__u64 deadline = now_ns() + (__u64)timeout_ms * NSEC_PER_MSEC;
+	struct pollfd pfds[2] = {
+		{ .fd = run->inotify, .events = POLLIN },
+		{ .fd = server_fd },	/* poll() skips a negative fd */
+	};
 	struct stat st;
 
 	for (;;) {
 		__u64 now;
-		int timeout_ms;
+		int wait_ms;
 
 		if ((stat(path, &st) == 0) == present)
 			return 0;
+		if (pfds[1].revents & (POLLHUP | POLLERR))
+			return -EPIPE;
 		now = now_ns();
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		timeout_ms = (deadline - now) / NSEC_PER_MSEC + 1;
-		if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
+		wait_ms = (deadline - now) / NSEC_PER_MSEC + 1;
+		if (poll(pfds, 2, wait_ms) < 0 && errno != EINTR)
 			return -errno;
 		drain_inotify(run->inotify);
 	}
+}
+
+/* Wait until @path exists (@present) or no longer exists; 0 or -errno. */
+int wait_node(struct bench_run *run, const char *path, bool present)
+{
+	return wait_node_until(run, path, present, -1, NODE_TIMEOUT_MS);
 }
 
 /*
@@ -120,9 +136,11 @@ static bool is_not_ready_errno(int err)
 
 /*
  * Open /dev/tpm@num once it exists and a TPM2_GetRandom through it
- * succeeds. Returns the open file descriptor, or -errno.
+ * succeeds. @server_fd is the device's server fd, or -1. Returns the open
+ * file descriptor, -EPIPE when the device's registration failed, or
+ * another -errno.
  */
-int open_when_ready(struct bench_run *run, unsigned int num)
+int open_when_ready(struct bench_run *run, unsigned int num, int server_fd)
 {
 	__u64 deadline = now_ns() + NODE_TIMEOUT_MS * NSEC_PER_MSEC;
 	__u8 response[VTPM_BUFSIZE];
@@ -131,7 +149,8 @@ int open_when_ready(struct bench_run *run, unsigned int num)
 
 	device_node(path, sizeof(path), "tpm", num);
 	for (;;) {
-		rc = wait_node(run, path, true);
+		rc = wait_node_until(run, path, true, server_fd,
+				     NODE_TIMEOUT_MS);
 		if (rc)
 			return rc;
 		fd = open(path, O_RDWR | O_CLOEXEC);
@@ -262,12 +281,13 @@ serving_child(const struct endpoint *ends, unsigned int count, int control)
 }
 
 /*
- * Serve @count channels from a child process, one thread each, and close
- * the server ends in this process, so that only the child has them open.
- * stop_servers() ends the child.
+ * Serve @count channels from a child process, one thread each. With
+ * @close_here, close the server ends in this process, so that only the
+ * child has them open; otherwise the caller closes them. stop_servers()
+ * ends the child.
  */
 void spawn_servers(const struct endpoint *ends, unsigned int count,
-		   struct server_child *child)
+		   bool close_here, struct server_child *child)
 {
 	unsigned int i;
 	int control[2];
@@ -285,7 +305,7 @@ void spawn_servers(const struct endpoint *ends, unsigned int count,
 
 	close(control[0]);
 	child->control = control[1];
-	for (i = 0; i < count; i++) {
+	for (i = 0; i < count && close_here; i++) {
 		close(ends[i].server_read);
 		if (ends[i].server_write != ends[i].server_read)
 			close(ends[i].server_write);
@@ -476,6 +496,12 @@ void epoll_server_stop(struct epoll_server *server)
 	close(server->done[1]);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type,
+			struct FTW *ftw)
+{
+	return remove(path);
+}
+
 /* Find "New TPM device: /dev/tpmN" in swtpm's output file. */
 static bool swtpm_find_device(const char *log, unsigned int *num)
 {
@@ -525,16 +551,44 @@ static void exec_swtpm(const char *state_dir, const char *log)
 }
 
 /*
+ * Wait until swtpm's /dev/tpmN and /dev/tpmrmN exist. Returns 0, or
+ * -EPIPE when swtpm exited first: its device's registration failed.
+ */
+static int swtpm_wait_nodes(struct bench_run *run, pid_t pid,
+			    unsigned int num)
+{
+	static const char * const kinds[] = { "tpm", "tpmrm" };
+	__u64 deadline = now_ns() + NODE_TIMEOUT_MS * NSEC_PER_MSEC;
+	char path[32];
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < ARRAY_SIZE(kinds); i++) {
+		device_node(path, sizeof(path), kinds[i], num);
+		do {
+			if (waitpid(pid, NULL, WNOHANG) == pid)
+				return -EPIPE;
+			rc = wait_node_until(run, path, true, -1,
+					     SWTPM_POLL_MS);
+		} while (rc == -ETIMEDOUT && now_ns() < deadline);
+		if (rc)
+			fail("%s did not appear after swtpm created it", path);
+	}
+	return 0;
+}
+
+/*
  * Start swtpm in vTPM proxy mode for a TPM 2.0 with its state in a new
  * folder under /tmp (its path goes to @state_dir), and wait until
- * /dev/tpmN and /dev/tpmrmN exist. Returns swtpm's pid; fails the
- * program if swtpm does not come up.
+ * /dev/tpmN and /dev/tpmrmN exist. Returns swtpm's pid, or -1 when swtpm
+ * exited after creating its device, which means the device's
+ * registration failed. Fails the program if swtpm does not come up.
  */
 pid_t swtpm_start(struct bench_run *run, char *state_dir, size_t size,
 		  unsigned int *num)
 {
 	__u64 deadline = now_ns() + NODE_TIMEOUT_MS * NSEC_PER_MSEC;
-	char log[PATH_MAX], path[32];
+	char log[PATH_MAX];
 	int status;
 	pid_t pid;
 
@@ -566,19 +620,12 @@ pid_t swtpm_start(struct bench_run *run, char *state_dir, size_t size,
 		poll(NULL, 0, SWTPM_POLL_MS);
 	}
 
-	device_node(path, sizeof(path), "tpm", *num);
-	if (wait_node(run, path, true))
-		fail("%s did not appear after swtpm created it", path);
-	device_node(path, sizeof(path), "tpmrm", *num);
-	if (wait_node(run, path, true))
-		fail("%s did not appear after swtpm created it", path);
+	if (swtpm_wait_nodes(run, pid, *num)) {
+		print_file(log);
+		nftw(state_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+		return -1;
+	}
 	return pid;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int type,
-			struct FTW *ftw)
-{
-	return remove(path);
 }
 
 /* Stop swtpm, wait until its nodes are gone and remove its state. */

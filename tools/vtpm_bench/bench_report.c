@@ -47,18 +47,19 @@ struct csv_rows {
 	size_t count;
 };
 
-enum statistic { STAT_P50, STAT_P90, STAT_P99, STAT_MEDIAN };
+enum statistic { STAT_P50, STAT_P90, STAT_P99, STAT_MEDIAN, STAT_SUM };
 
 static const char * const statistic_names[] = {
 	[STAT_P50] = "p50", [STAT_P90] = "p90", [STAT_P99] = "p99",
-	[STAT_MEDIAN] = "median",
+	[STAT_MEDIAN] = "median", [STAT_SUM] = "sum",
 };
 
 /**
  * struct metric_row - a line of the main table
  * @label:        what the line shows, with its unit
  * @metric:       the metric in samples.csv
- * @stat:         percentile of the pooled samples, or median of the runs
+ * @stat:         percentile of the pooled samples, or median or sum of the
+ *                runs
  * @divisor:      turns the recorded unit into the shown one
  * @lower:        a lower value is better (times, memory); else a higher one
  * @floor_metric: the pipe floor's metric to compare with, or ""
@@ -193,6 +194,9 @@ static double statistic(const struct csv_rows *rows, const char *driver,
 		break;
 	case STAT_P99:
 		value = samples_percentile(&s, 0.99);
+		break;
+	case STAT_SUM:
+		value = samples_sum(&s);
 		break;
 	default:
 		value = samples_median(&s);
@@ -364,6 +368,14 @@ static void add_other_rows(struct report_out *out)
 		row->divisor = scale_metrics[i].divisor;
 		row->lower = scale_metrics[i].lower;
 	}
+
+	row = add_row(out);
+	snprintf(row->label, sizeof(row->label),
+		 "registrations that failed, all runs (devices)");
+	snprintf(row->metric, sizeof(row->metric), "registration_failures");
+	row->stat = STAT_SUM;
+	row->divisor = 1;
+	row->lower = true;
 
 	n = throughput_counts(out->rows, counts);
 	for (i = 0; i < n; i++) {

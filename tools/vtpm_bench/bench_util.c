@@ -78,6 +78,19 @@ double samples_median(struct samples *s)
 	return (s->values[middle - 1] + s->values[middle]) / 2;
 }
 
+/* The sum of the samples; NAN without samples. */
+double samples_sum(const struct samples *s)
+{
+	double sum = 0;
+	size_t i;
+
+	if (!s->count)
+		return NAN;
+	for (i = 0; i < s->count; i++)
+		sum += s->values[i];
+	return sum;
+}
+
 void samples_free(struct samples *s)
 {
 	free(s->values);

@@ -245,6 +245,7 @@ static void open_run(struct bench_run *run, const struct bench_options *opt,
 {
 	char path[PATH_MAX];
 
+	memset(run, 0, sizeof(*run));
 	run->opt = opt;
 	run->vtpmx = -1;
 	if (parts & ~PART_PIPE) {
@@ -354,6 +355,8 @@ static int run_main(int argc, char **argv)
 		measure_scale(&run);
 	if (parts & PART_THROUGHPUT)
 		measure_throughput(&run);
+	record(&run, opt.driver, "registration_failures",
+	       run.registration_failures);
 
 	if (fclose(run.csv))
 		fail("writing samples.csv failed: %s", strerror(errno));

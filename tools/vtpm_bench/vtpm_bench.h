@@ -7,6 +7,9 @@
  * run measures a pipe ping-pong between two processes as the floor.
  * "vtpm_bench report" reads the samples of several runs (our module
  * and Debian's, alternating) and prints the table and the targets.
+ *
+ * __printf() and __noreturn are the kernel's attribute macros; the
+ * Makefile defines them for this userspace build.
  */
 #ifndef VTPM_BENCH_H
 #define VTPM_BENCH_H
@@ -93,6 +96,8 @@ struct bench_options {
  *                  of the benchmark's processes: "" when they may run on
  *                  any vCPU, PLACEMENT_ONE_CPU when all share one vCPU
  * @placement_note: the same for progress messages
+ * @registration_failures: devices whose registration failed (their
+ *                  server fd hung up before /dev/tpmN appeared)
  */
 struct bench_run {
 	const struct bench_options *opt;
@@ -101,6 +106,7 @@ struct bench_run {
 	int inotify;
 	const char *placement;
 	const char *placement_note;
+	unsigned int registration_failures;
 };
 
 /**
@@ -136,7 +142,9 @@ struct server_child {
  * @fd:         its server fd, or -1
  * @num:        N of /dev/tpmN
  * @emu:        the emulator state behind it (start-up state, random bytes)
- * @dead:       the device hung up while a &struct epoll_server served it
+ * @dead:       the device hung up while a &struct epoll_server served
+ *              it; only the server's thread uses it
+ * @failed:     the benchmark's thread saw the registration fail
  * @created_ns: CLOCK_MONOTONIC right before the ioctl that created it
  */
 struct bench_device {
@@ -144,6 +152,7 @@ struct bench_device {
 	unsigned int num;
 	struct vtpm_emulator emu;
 	bool dead;
+	bool failed;
 	__u64 created_ns;
 };
 
@@ -190,6 +199,7 @@ void samples_add(struct samples *s, double value);
 void samples_sort(struct samples *s);
 double samples_percentile(const struct samples *s, double fraction);
 double samples_median(struct samples *s);
+double samples_sum(const struct samples *s);
 void samples_free(struct samples *s);
 void build_getrandom(void);
 int check_getrandom(const __u8 *response, ssize_t length);
@@ -205,12 +215,14 @@ void record_samples(struct bench_run *run, const char *driver,
 void device_node(char *path, size_t size, const char *kind,
 		 unsigned int num);
 int device_create(struct bench_run *run, struct bench_device *dev);
+int wait_node_until(struct bench_run *run, const char *path, bool present,
+		    int server_fd, int timeout_ms);
 int wait_node(struct bench_run *run, const char *path, bool present);
-int open_when_ready(struct bench_run *run, unsigned int num);
+int open_when_ready(struct bench_run *run, unsigned int num, int server_fd);
 int round_trip(int wfd, int rfd, __u8 *buffer);
 void trivial_emulator_init(struct vtpm_emulator *emu);
 void spawn_servers(const struct endpoint *ends, unsigned int count,
-		   struct server_child *child);
+		   bool close_here, struct server_child *child);
 void stop_servers(struct server_child *child);
 int epoll_server_start(struct epoll_server *server, struct bench_run *run);
 int epoll_server_create(struct epoll_server *server,
