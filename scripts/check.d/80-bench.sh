@@ -29,6 +29,7 @@ for metric in scale_answered scale_ready_all scale_teardown \
 	tput_16; do
 	expected+=("$metric.median")
 done
+expected+=(registration_failures.sum)
 
 is_number() {
 	[[ "$1" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]
