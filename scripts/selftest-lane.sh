@@ -25,6 +25,8 @@
 #
 # Results are kept in build/selftest-lane/SERIES-LABEL/: console.log,
 # dmesg.txt and the TAP output of each build (tap-64.txt, tap-m32.txt).
+# LABEL is "ours" for the module that scripts/build-module.sh builds,
+# "debian", or "custom" for any other .ko.
 #
 # Environment: LANE_TIMEOUT sets the guest run's time limit in seconds
 # (default 2400).
@@ -38,7 +40,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib/kernel-series.sh"
 
 usage() {
-	sed -n '4,33p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '4,35p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 suite_dir=tools/testing/selftests/vtpm_proxy
@@ -78,6 +80,16 @@ resolve_module() {
 		[ -f "$2" ] || die "module $2 not found"
 		realpath "$2"
 		;;
+	esac
+}
+
+# module_label MODULE names the results folder of a run: "debian", "ours"
+# for the module that scripts/build-module.sh builds, else "custom".
+module_label() {
+	case "$1" in
+	debian) echo debian ;;
+	"$top"/build/module/*/drivers/char/tpm/tpm_vtpm_proxy.ko) echo ours ;;
+	*) echo custom ;;
 	esac
 }
 
@@ -258,8 +270,7 @@ main() {
 	series=$1
 	check_series "$series"
 	module=$(resolve_module "$series" "$2")
-	label=ours
-	[ "$module" != debian ] || label=debian
+	label=$(module_label "$module")
 	dir=$top/build/selftest-lane/$series-$label
 	build_suite
 

@@ -568,6 +568,7 @@ void vtpm_emulator_init(struct vtpm_emulator *emu, bool tpm2)
 	memset(emu, 0, sizeof(*emu));
 	emu->tpm2 = tpm2;
 	emu->fd = -1;
+	emu->fd_flags = -1;
 	emu->timeouts_us[0] = TPM1_TIMEOUT_A_US;
 	emu->timeouts_us[1] = TPM1_TIMEOUT_B_US;
 	emu->timeouts_us[2] = TPM1_TIMEOUT_C_US;
@@ -968,6 +969,7 @@ static void handle_event(struct vtpm_server *server, size_t i,
 	if (emu->fd < 0)
 		return;
 	if (events & EPOLLIN) {
+		/* -EAGAIN: the command was withdrawn; nothing to do. */
 		if (vtpm_emulator_serve_one(emu) == -EPIPE)
 			forget_fd(server, i);
 		else if (emu->fd >= 0)
@@ -1041,9 +1043,18 @@ int vtpm_server_start(struct vtpm_server *server,
 		rc = -errno;
 		goto err_close;
 	}
+	/*
+	 * Reads must not block: a command that times out is withdrawn, maybe
+	 * between epoll_wait() and read(), and a read blocked on one server
+	 * fd would stall every other device of the thread.
+	 */
 	for (i = 0; i < nr_emulators; i++) {
 		if (emulators[i]->fd < 0)
 			continue;
+		emulators[i]->fd_flags = fcntl(emulators[i]->fd, F_GETFL);
+		if (emulators[i]->fd_flags >= 0)
+			fcntl(emulators[i]->fd, F_SETFL,
+			      emulators[i]->fd_flags | O_NONBLOCK);
 		event.data.u64 = i;
 		if (epoll_ctl(server->epoll, EPOLL_CTL_ADD, emulators[i]->fd,
 			      &event)) {
@@ -1069,15 +1080,23 @@ err_close:
 	return rc;
 }
 
-/* Stop the server thread; the server fds stay as they are. */
+/* Stop the server thread; the server fds get their file flags back. */
 void vtpm_server_stop(struct vtpm_server *server)
 {
+	size_t i;
+
 	if (!server->running)
 		return;
 	atomic_store(&server->stopping, true);
 	if (write(server->wake[1], "", 1) < 0)
 		perror("cannot wake the server thread");
 	pthread_join(server->thread, NULL);
+	for (i = 0; i < server->nr_emulators; i++) {
+		struct vtpm_emulator *emu = server->emulators[i];
+
+		if (emu->fd >= 0 && emu->fd_flags >= 0)
+			fcntl(emu->fd, F_SETFL, emu->fd_flags);
+	}
 	close(server->wake[0]);
 	close(server->wake[1]);
 	close(server->epoll);

@@ -192,6 +192,8 @@ struct vtpm_record {
  * @name:         device name used in @log lines, for example "tpm0"
  * @fd:           the server fd; the emulator closes it on
  *                %VTPM_FAULT_EXIT and in vtpm_emulator_close()
+ * @fd_flags:     file status flags of @fd before a server made it
+ *                non-blocking
  * @lock:         protects @faults, @nr_faults, @records, @nr_records,
  *                @records_size, @hung_up and @closed
  * @changed:      signalled whenever a record is added or updated, or the
@@ -210,8 +212,8 @@ struct vtpm_record {
  * @due:          when the delayed response is sent, CLOCK_MONOTONIC
  * @random_state: state of the generator for TPM_GetRandom bytes
  *
- * @started, @fd, @hanging, @delayed, @delayed_record, @due and
- * @random_state belong to the thread that serves the fd: the server
+ * @started, @fd, @fd_flags, @hanging, @delayed, @delayed_record, @due
+ * and @random_state belong to the thread that serves the fd: the server
  * thread while one runs, otherwise the caller.
  */
 struct vtpm_emulator {
@@ -223,6 +225,7 @@ struct vtpm_emulator {
 	FILE *log;
 	char name[32];
 	int fd;
+	int fd_flags;
 
 	/* protects faults, records, hung_up and closed */
 	pthread_mutex_t lock;
