@@ -29,10 +29,6 @@
 # LANE: BEHAVIOUR"; each lane ends with "N passed, N failed", and the
 # script with the totals. Exits 1 when a check failed.
 set -uo pipefail
-# The guest's /dev has no /dev/fd for process substitution; pipelines
-# into a loop use lastpipe instead.
-shopt -s lastpipe
-
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 divisor=${STRESS_DIVISOR:-1}
@@ -42,6 +38,8 @@ out=${GUEST_OUT:-/tmp}
 results=$out/results.tap
 kmsg_log=$out/kmsg.log
 kmemleak=/sys/kernel/debug/kmemleak
+# Seconds without a line from vtpm_stress after which it counts as stuck.
+silence_limit=600
 page_kb=$(($(getconf PAGESIZE) / 1024))
 
 # Full size of each lane: cycles, emulators killed, device lives.
@@ -73,6 +71,7 @@ available_tolerance_kb=2048
 
 passed=0
 failed=0
+stuck=
 lane_passed=0
 lane_failed=0
 : >"$results"
@@ -144,22 +143,50 @@ settle_memory() {
 }
 
 # run_program LANE ARG... runs vtpm_stress, passes its result lines on
-# with the lane's name, and checks that it finished.
+# with the lane's name, and checks that it finished. A program that gave
+# up because a thread of it is stuck in the kernel may never exit: its
+# line "# giving up: ..." ends the wait, and sets stuck. So does silence
+# for silence_limit seconds (the lanes report progress every minute).
 run_program() {
-	local lane=$1 line status=
+	local lane=$1 line status fifo pid given_up='' out_fd last_line=$SECONDS
 
 	shift
-	# The loop runs in this shell (lastpipe), so that it can count.
-	{ "$program" "$@" 2>&1; echo "vtpm_stress exit status $?"; } |
-		while IFS= read -r line; do
+	fifo=$(mktemp -u /tmp/vtpm-stress.XXXXXX)
+	mkfifo "$fifo"
+	"$program" "$@" >"$fifo" 2>&1 &
+	pid=$!
+	exec {out_fd}<"$fifo"
+	rm -f "$fifo"
+	while :; do
+		if IFS= read -r -t 5 -u "$out_fd" line; then
+			last_line=$SECONDS
 			case "$line" in
 			"ok - "*) result OK "$lane" "${line#ok - }" ;;
 			"not ok - "*) result FAIL "$lane" "${line#not ok - }" ;;
-			"vtpm_stress exit status "*) status=${line##* } ;;
+			"# giving up: "*) given_up=$SECONDS; printf '%s\n' "$line" ;;
 			*) printf '%s\n' "$line" ;;
 			esac
-		done
+		elif [ $? -le 128 ]; then
+			break
+		elif [ -n "$given_up" ] && [ $((SECONDS - given_up)) -ge 30 ]; then
+			break
+		elif [ $((SECONDS - last_line)) -ge "$silence_limit" ]; then
+			result FAIL "$lane" "vtpm_stress $1 keeps making progress (no output for $silence_limit s)"
+			break
+		fi
+	done
+	exec {out_fd}<&-
 
+	if kill -0 "$pid" 2>/dev/null &&
+		{ [ -n "$given_up" ] || [ $((SECONDS - last_line)) -ge "$silence_limit" ]; }; then
+		result FAIL "$lane" "vtpm_stress $1 exits (a thread of it is stuck in the kernel)"
+		# The stacks of the blocked tasks go into the kernel log.
+		echo w >/proc/sysrq-trigger
+		stuck=1
+		return
+	fi
+	wait "$pid"
+	status=$?
 	# 0: every check passed, 1: a check failed; anything else means
 	# that the program did not get to report.
 	if [ "$status" = 0 ] || [ "$status" = 1 ]; then
@@ -244,6 +271,8 @@ run_lane() {
 	[ "$lane" = rmmod ] && args+=(-m "$VTPM_MODULE")
 
 	printf '=== lane %s: %d, seed %s\n' "$lane" "$count" "$seed"
+	# stress.sh tells from these whether the guest died during a lane.
+	printf '# begin lane %s\n' "$lane" >>"$results"
 	lane_passed=0
 	lane_failed=0
 	start=$(date +%s)
@@ -252,16 +281,21 @@ run_lane() {
 	note "$lane: $(($(date +%s) - start)) s"
 
 	check_kernel_log "$lane"
-	check_kmemleak "$lane"
-	check_module_refcnt "$lane"
-	run_program "$lane" probe
-	check_memory "$lane"
+	# A stuck thread holds the driver: the other checks would hang or
+	# fail for that reason alone.
+	if [ -z "$stuck" ]; then
+		check_kmemleak "$lane"
+		check_module_refcnt "$lane"
+		run_program "$lane" probe
+		check_memory "$lane"
+	fi
 
 	passed=$((passed + lane_passed))
 	failed=$((failed + lane_failed))
 	[ "$lane_failed" = 0 ] ||
 		note "$lane failed with seed $seed; SEED=$seed repeats its choices"
 	printf '%d passed, %d failed\n' "$lane_passed" "$lane_failed"
+	printf '# end lane %s\n' "$lane" >>"$results"
 }
 
 # warm_up fills the kernel's caches the lanes use, so that the memory
@@ -296,6 +330,12 @@ note "seed $seed (SEED=$seed repeats every lane's choices)"
 # lanes themselves. The whole log still goes to $kmsg_log.
 read -r console_level _ </proc/sys/kernel/printk
 dmesg -n 1
+# With the console that quiet, a kernel that stalls (a CPU spinning with
+# interrupts off, say) would sit silent until the guest's time limit, its
+# RCU stall report unseen. Panic on an RCU stall instead, and have the
+# panic print the whole kernel log (panic_print bit 5) on the console.
+echo 1 >/proc/sys/kernel/panic_on_rcu_stall
+echo 32 >/proc/sys/kernel/panic_print
 stdbuf -oL dmesg --follow >"$kmsg_log" 2>&1 &
 follower=$!
 
@@ -310,9 +350,16 @@ if [ -w "$kmemleak" ]; then
 fi
 
 warm_up
+not_run=
 for lane in $lanes; do
+	if [ -n "$stuck" ]; then
+		not_run="$not_run $lane"
+		continue
+	fi
 	run_lane "$lane"
 done
+[ -z "$not_run" ] ||
+	note "lanes not run:$not_run (an earlier lane left a thread stuck in the kernel)"
 
 kill "$follower" 2>/dev/null
 wait "$follower" 2>/dev/null

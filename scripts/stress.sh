@@ -111,7 +111,15 @@ for series in "${series_list[@]}"; do
 		*) continue ;;
 		esac
 		results=$((results + 1))
-	done <"$out/results.tap"
+	done < <(cat "$out/results.tap" 2>/dev/null)
+
+	# A lane that began and did not end is where the guest died.
+	for lane in $lanes; do
+		if grep -qx "# begin lane $lane" "$out/results.tap" 2>/dev/null &&
+			! grep -qx "# end lane $lane" "$out/results.tap"; then
+			lane_not_ok "$series: $lane: the lane ran to its end (the guest stopped during it; see $out/console.log)"
+		fi
+	done
 
 	# 124 to 126: time limit, module not loaded or not ours, kernel log
 	# problem (see scripts/run-in-guest.sh).

@@ -99,6 +99,63 @@ unsigned long check_report(struct stress_check *checks, size_t nr_checks)
 	return failed;
 }
 
+/* Set once a thread of the program is left stuck in the kernel. */
+static int stuck;
+
+/* Record that a thread was left behind, stuck in the kernel. */
+void stress_mark_stuck(void)
+{
+	__atomic_store_n(&stuck, 1, __ATOMIC_RELEASE);
+}
+
+bool stress_is_stuck(void)
+{
+	return __atomic_load_n(&stuck, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Stop the lane because a thread or process is stuck in the kernel:
+ * print the results so far and a line "# giving up: WHY", then end the
+ * process. The process may never finish exiting while one of its threads
+ * sleeps uninterruptibly, so scripts/stress-in-guest.sh takes that line
+ * as the end of the program's output.
+ */
+void stress_give_up(struct stress_check *checks, size_t nr_checks,
+		    const char *fmt, ...)
+{
+	char why[512];
+	va_list args;
+
+	va_start(args, fmt);
+	vsnprintf(why, sizeof(why), fmt, args);
+	va_end(args);
+
+	check_report(checks, nr_checks);
+	printf("# giving up: %s\n", why);
+	fflush(stdout);
+	_exit(1);
+}
+
+/*
+ * Print "# progress: DONE of TOTAL" at most once a minute, and only when
+ * DONE moved: scripts/stress-in-guest.sh takes 10 minutes without a line
+ * of output for a program that is stuck. Call it from one thread only.
+ */
+void stress_progress(unsigned long done, unsigned long total)
+{
+	static unsigned long last_done;
+	static __u64 last_ms;
+	__u64 now = now_ms();
+
+	if (!last_ms)
+		last_ms = now;
+	if (now - last_ms < 60000 || done == last_done)
+		return;
+	last_ms = now;
+	last_done = done;
+	stress_info("progress: %lu of %lu", done, total);
+}
+
 /* Print a "#" comment line, complete, even with other threads printing. */
 void stress_info(const char *fmt, ...)
 {
@@ -430,6 +487,7 @@ int tpm_client_transact(int fd, bool tpm2, struct stress_dev *server)
 		if (now_ms() > deadline) {
 			/* The helper hangs in the kernel: leave it be. */
 			pthread_detach(thread);
+			stress_mark_stuck();
 			return -ETIMEDOUT;
 		}
 		rc = stress_dev_serve(server, 5);

@@ -235,8 +235,10 @@ int lane_cycles(const struct lane_options *options)
 	random_init(&random, options->seed, 0);
 
 	start = now_ms();
-	for (cycle = 0; cycle < options->count; cycle++)
+	for (cycle = 0; cycle < options->count; cycle++) {
 		run_cycle(vtpmx, cycle, &random, &stats, options->verbose);
+		stress_progress(cycle + 1, options->count);
+	}
 	close(vtpmx);
 
 	stress_info("time in registrations %llu ms, in close() %llu ms",

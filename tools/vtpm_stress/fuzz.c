@@ -528,8 +528,9 @@ static void client_command(struct fuzz_life *life, bool tpmrm)
 			check_fail(&checks[CHECK_CLIENT_RETURNS],
 				   "life %lu: a command of %zu bytes on %s did not return",
 				   life->index, client->length, client->path);
-			check_report(checks, NR_CHECKS);
-			exit(1);
+			stress_give_up(checks, NR_CHECKS,
+				       "a client of %s hangs in the kernel",
+				       client->path);
 		}
 		if (life->closed || rc < 0) {
 			sleep_ms(1);
@@ -667,6 +668,7 @@ int lane_fuzz(const struct lane_options *options)
 		run_life(vtpmx, life, options->seed, options->verbose);
 		if ((life - options->first) % WITNESS_EVERY == 0)
 			check_witness();
+		stress_progress(life + 1 - options->first, options->count);
 	}
 	check_witness();
 

@@ -482,10 +482,9 @@ static void finish_client(struct kill_client *client, __u64 kill_ms,
 		check_fail(&checks[CHECK_CLIENT_RETURNS],
 			   "cycle %lu: the client of %s did not return within %d ms of the kill",
 			   cycle, client->path, STRESS_WAIT_MS);
-		stress_info("cycle %lu: giving up: a client thread hangs in the kernel",
-			    cycle);
-		check_report(checks, NR_CHECKS);
-		exit(1);
+		stress_give_up(checks, NR_CHECKS,
+			       "the client of %s hangs in the kernel",
+			       client->path);
 	}
 	check_pass(&checks[CHECK_CLIENT_RETURNS]);
 
@@ -542,8 +541,9 @@ static void kill_emulator(pid_t pid, unsigned long cycle)
 			check_fail(&checks[CHECK_EXITS],
 				   "cycle %lu: process %d did not exit within %d ms of SIGKILL",
 				   cycle, pid, STRESS_WAIT_MS);
-			check_report(checks, NR_CHECKS);
-			exit(1);
+			stress_give_up(checks, NR_CHECKS,
+				       "the emulator process %d does not exit",
+				       pid);
 		}
 		sleep_ms(1);
 	}
@@ -733,8 +733,10 @@ int lane_kill(const struct lane_options *options)
 	random_init(&random, options->seed, 0);
 
 	start = now_ms();
-	for (cycle = 0; cycle < options->count; cycle++)
+	for (cycle = 0; cycle < options->count; cycle++) {
 		run_cycle(vtpmx, cycle, &random, &stats, options->verbose);
+		stress_progress(cycle + 1, options->count);
+	}
 	close(vtpmx);
 
 	stress_info("%lu cycles in %llu ms", options->count,

@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 	unsigned long long value;
 	bool seed_given = false;
 	size_t lane;
-	int opt;
+	int opt, status;
 
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		print_usage(argc < 2 ? stderr : stdout);
@@ -143,5 +143,12 @@ int main(int argc, char **argv)
 	       lanes[lane].name, options.count,
 	       (unsigned long long)options.seed,
 	       (unsigned long long)options.seed);
-	return lanes[lane].run(&options);
+	status = lanes[lane].run(&options);
+	if (stress_is_stuck()) {
+		/* The process cannot exit while that thread is stuck. */
+		printf("# giving up: a thread is stuck in the kernel\n");
+		fflush(stdout);
+		_exit(1);
+	}
+	return status;
 }

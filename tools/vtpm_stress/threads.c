@@ -157,6 +157,17 @@ static bool pick_live(struct worker *worker, bool tpm2_only,
 	return found;
 }
 
+/* Device lives that the creators have still to run. */
+static unsigned long lives_left(void)
+{
+	unsigned long left = 0;
+	unsigned int i;
+
+	for (i = 0; i < NR_CREATORS; i++)
+		left += __atomic_load_n(&workers[i].lives, __ATOMIC_RELAXED);
+	return left;
+}
+
 static void publish(unsigned int slot, int num, bool tpm2)
 {
 	pthread_mutex_lock(&lane_lock);
@@ -234,8 +245,10 @@ static void *creator_main(void *arg)
 		check_fail(&checks[CHECK_CREATE], "opening /dev/vtpmx: %s",
 			   strerror(-vtpmx));
 	} else {
-		while (worker->lives-- && !lane_stopping())
+		while (worker->lives && !lane_stopping()) {
 			creator_life(worker, vtpmx);
+			__atomic_sub_fetch(&worker->lives, 1, __ATOMIC_RELAXED);
+		}
 		close(vtpmx);
 	}
 	__atomic_sub_fetch(&creators_left, 1, __ATOMIC_RELEASE);
@@ -528,20 +541,19 @@ int lane_threads(const struct lane_options *options)
 	}
 
 	while (__atomic_load_n(&creators_left, __ATOMIC_ACQUIRE)) {
-		if (find_hung_worker()) {
-			check_report(checks, NR_CHECKS);
-			return 1;
-		}
+		if (find_hung_worker())
+			stress_give_up(checks, NR_CHECKS,
+				       "a thread hangs in the kernel");
 		sleep_ms(100);
+		stress_progress(lives - lives_left(), lives);
 	}
 	__atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
 
 	for (i = 0; i < NR_WORKERS; i++) {
 		while (pthread_tryjoin_np(workers[i].thread, NULL)) {
-			if (find_hung_worker()) {
-				check_report(checks, NR_CHECKS);
-				return 1;
-			}
+			if (find_hung_worker())
+				stress_give_up(checks, NR_CHECKS,
+					       "a thread hangs in the kernel");
 			sleep_ms(10);
 		}
 	}

@@ -68,6 +68,12 @@ void check_fail(struct stress_check *check, const char *fmt, ...);
 __printf(3, 4)
 bool check_true(struct stress_check *check, bool ok, const char *fmt, ...);
 unsigned long check_report(struct stress_check *checks, size_t nr_checks);
+__printf(3, 4)
+void stress_give_up(struct stress_check *checks, size_t nr_checks,
+		    const char *fmt, ...);
+void stress_mark_stuck(void);
+void stress_progress(unsigned long done, unsigned long total);
+bool stress_is_stuck(void);
 __printf(1, 2) void stress_info(const char *fmt, ...);
 
 /**
