@@ -27,8 +27,11 @@
 # device is /dev/tpm0 and works; and kernel memory is back to its
 # baseline. Every result is a line "ok - LANE: BEHAVIOUR" or "not ok -
 # LANE: BEHAVIOUR"; each lane ends with "N passed, N failed", and the
-# script with the totals. Exits 1 when a check failed.
+# script with the totals. Exits 1 when a check failed. A lane that leaves
+# a thread stuck in the kernel ends the run there, and the guest panics
+# on an RCU stall, so that a kernel hang shows at once.
 set -uo pipefail
+
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 divisor=${STRESS_DIVISOR:-1}
