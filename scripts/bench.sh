@@ -134,12 +134,13 @@ update_benchmarks() {
 		$0 == begin {
 			print
 			print ""
-			# The page has its own headings: one level down.
+			# The page has its own headings: two levels down,
+			# below the heading of the series.
 			while ((getline line < results) > 0) {
 				if (line ~ /^## /)
-					line = "### Run of " date
+					line = "#### Run of " date
 				else if (line ~ /^### /)
-					line = "#" line
+					line = "##" line
 				print line
 			}
 			print ""
