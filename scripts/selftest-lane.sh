@@ -184,6 +184,9 @@ improvement() {
 	failed_registration_logs_one_line | \
 	failed_registration_log_is_rate_limited)
 		echo "failed-registration log line" ;;
+	read_without_command_restarts_after_sa_restart_signal)
+		# The in-tree driver returns -EINTR, so SA_RESTART is ignored.
+		echo "blocked read restarts under SA_RESTART" ;;
 	esac
 }
 
