@@ -48,7 +48,7 @@ fragment=$top/scripts/debug-kernel.config
 script=$top/scripts/build-debug-kernel.sh
 cache=$top/build/debug-kernel
 jobs=2
-# Finished builds kept besides the newest one; each takes about 3 GB.
+# Finished builds kept besides the newest one; each takes about 2 GB.
 keep_builds=2
 
 driver_dir=drivers/char/tpm
@@ -65,7 +65,7 @@ done
 [ -f "$fragment" ] || die "$fragment not found"
 
 need_packages linux-source-6.12 xz-utils build-essential bc bison flex \
-	libelf-dev libssl-dev cpio kmod
+	libelf-dev libssl-dev cpio
 [ -f "$tarball" ] || die "$tarball not found after installing linux-source-6.12"
 
 mkdir -p "$cache/configs"
@@ -77,7 +77,8 @@ if ! flock -n 9; then
 fi
 
 # The tarball's version, as a line that changes whenever it does.
-source_version="linux-source-6.12 $(dpkg-query -W -f='${Version}' linux-source-6.12) $(stat -c '%s %Y' "$tarball")"
+source_version="linux-source-6.12 $(dpkg-query -W -f='${Version}' \
+	linux-source-6.12) $(stat -c '%s %Y' "$tarball")"
 
 short_hash() {
 	sha256sum | cut -c1-16
@@ -113,20 +114,20 @@ requested_options() {
 
 # Fail, naming every option, when the .config lacks a requested value.
 check_config() {
-	local config=$1 symbol wanted got wrong=()
+	local config=$1 symbol requested got wrong=()
 
-	while read -r symbol wanted; do
+	while read -r symbol requested; do
 		got=$(sed -n "s/^$symbol=//p" "$config")
-		if [ "$wanted" = n ]; then
+		if [ "$requested" = n ]; then
 			[ -z "$got" ] || wrong+=("$symbol=$got (requested n)")
-		elif [ "$got" != "$wanted" ]; then
-			wrong+=("$symbol=${got:-n} (requested $wanted)")
+		elif [ "$got" != "$requested" ]; then
+			wrong+=("$symbol=${got:-n} (requested $requested)")
 		fi
 	done < <(requested_options)
 
 	[ ${#wrong[@]} -eq 0 ] && return 0
 	printf '  %s\n' "${wrong[@]}" >&2
-	die "${#wrong[@]} option(s) of $fragment did not survive olddefconfig (listed above): a dependency is missing or another option selects them"
+	die "${#wrong[@]} option(s) of $fragment are not in the final .config (listed above): a dependency is off, or another option selects them"
 }
 
 # Copy our driver over the kernel's own files in the tree TREE.
@@ -149,19 +150,32 @@ run_make() {
 	fi
 }
 
-# Extract the source into TREE, add our driver and configure it.
-extract_and_configure() {
-	local tree=$1 log=$2 start
+# Fill TREE with the kernel source and our driver: a copy of the finished
+# build SEED when one is given, else a fresh extraction of the tarball.
+populate_tree() {
+	local tree=$1 seed=$2 start
 
 	rm -rf "$tree"
-	mkdir -p "$tree"
-	info "extracting $tarball"
+	mkdir -p "$(dirname "$tree")"
 	start=$(date +%s)
-	nice -n 10 tar -xJf "$tarball" -C "$tree" --strip-components=1 ||
-		die "could not extract $tarball into $tree"
-	extract_secs=$(($(date +%s) - start))
-
+	if [ -n "$seed" ]; then
+		info "copying debug kernel $(basename "$seed") to start from"
+		cp -a "$seed/linux" "$tree"
+		copy_secs=$(($(date +%s) - start))
+	else
+		info "extracting $tarball"
+		mkdir -p "$tree"
+		nice -n 10 tar -xJf "$tarball" -C "$tree" --strip-components=1 ||
+			die "could not extract $tarball into $tree"
+		extract_secs=$(($(date +%s) - start))
+	fi
 	install_driver "$tree"
+}
+
+# Configure TREE as tinyconfig with the fragment merged over it, and
+# check that every requested option is in the result.
+configure_tree() {
+	local tree=$1 log=$2 start
 
 	info "configuring: tinyconfig + $(basename "$fragment")"
 	start=$(date +%s)
@@ -175,24 +189,29 @@ extract_and_configure() {
 	configure_secs=$(($(date +%s) - start))
 }
 
-# Print the finished build to start from: the newest one of the same
-# source package whose .config equals CONFIG, else the newest one of the
-# same source package. Print nothing when there is none.
-find_seed() {
-	local config=$1 dir fallback=
+# Print the finished builds of the same source package, newest first.
+list_builds() {
+	local dir
 
 	for dir in $(ls -1dt "$cache"/*/.done 2>/dev/null); do
 		dir=${dir%/.done}
 		is_build_dir "$dir" || continue
 		[ "$(cat "$dir/source-version" 2>/dev/null)" = "$source_version" ] ||
 			continue
+		echo "$dir"
+	done
+}
+
+# Print the newest finished build whose .config equals CONFIG.
+find_build_with_config() {
+	local config=$1 dir
+
+	for dir in $(list_builds); do
 		if cmp -s "$dir/linux/.config" "$config"; then
 			echo "$dir"
 			return 0
 		fi
-		[ -n "$fallback" ] || fallback=$dir
 	done
-	[ -z "$fallback" ] || echo "$fallback"
 }
 
 # Succeed when DIR is named like a build, HASH.
@@ -229,7 +248,8 @@ print_paths() {
 
 	printf 'DEBUG_KERNEL_IMAGE=%q\n' "$out/linux/$image"
 	printf 'DEBUG_KERNEL_VMLINUX=%q\n' "$out/linux/vmlinux"
-	printf 'DEBUG_KERNEL_RELEASE=%q\n' "$(cat "$out/linux/include/config/kernel.release")"
+	printf 'DEBUG_KERNEL_RELEASE=%q\n' \
+		"$(cat "$out/linux/include/config/kernel.release")"
 	printf 'DEBUG_KERNEL_KDIR=%q\n' "$out/linux"
 	printf 'DEBUG_KERNEL_INTREE_KO=%q\n' "$out/linux/$intree_ko"
 	printf 'DEBUG_KERNEL_OOT_KO=%q\n' "$out/oot/$driver_dir/tpm_vtpm_proxy.ko"
@@ -241,20 +261,25 @@ set_current() {
 	mv -T "$cache/current.new" "$cache/current"
 }
 
-# Remove finished builds beyond the newest keep_builds other than KEEP,
-# and unfinished ones.
+# Remove the finished builds other than KEEP beyond the newest
+# keep_builds, and every unfinished build other than KEEP.
 prune_builds() {
 	local keep=$1 dir count=0
 
-	for dir in $(ls -1dt "$cache"/*/ 2>/dev/null); do
-		dir=${dir%/}
-		is_build_dir "$dir" || continue
-		[ "$(basename "$dir")" != "$keep" ] || continue
-		if [ -f "$dir/.done" ] && [ $count -lt $keep_builds ]; then
-			count=$((count + 1))
+	for dir in $(ls -1dt "$cache"/*/.done 2>/dev/null); do
+		dir=${dir%/.done}
+		is_build_dir "$dir" && [ "$(basename "$dir")" != "$keep" ] ||
 			continue
-		fi
+		count=$((count + 1))
+		[ $count -gt $keep_builds ] || continue
 		info "removing old debug kernel build $(basename "$dir")"
+		rm -rf "$dir"
+	done
+	for dir in "$cache"/*/; do
+		dir=${dir%/}
+		is_build_dir "$dir" && [ ! -f "$dir/.done" ] &&
+			[ "$(basename "$dir")" != "$keep" ] || continue
+		info "removing unfinished debug kernel build $(basename "$dir")"
 		rm -rf "$dir"
 	done
 }
@@ -266,67 +291,58 @@ finish() {
 	cat "$cache/$1/paths.env"
 }
 
+# reuse_build HASH prints the results of a finished build and exits.
+reuse_build() {
+	info "reusing debug kernel $1"
+	rm -rf "$staging"
+	finish "$1"
+	exit 0
+}
+
 staging=$cache/staging
 extract_secs=0
+copy_secs=0
 configure_secs=0
 # A staging tree is only ever used by the run that made it.
 rm -rf "$staging"
 
-# Step 1: the final .config, from the cache or from a fresh tree.
+# Step 1: with the .config of these inputs known from an earlier run,
+# reuse a build of it, or copy the newest build with the same .config, so
+# that Kbuild recompiles only our driver.
 config_key=$(config_inputs | short_hash)
 config=$cache/configs/$config_key.config
-if [ ! -f "$config" ]; then
-	extract_and_configure "$staging/linux" "$staging/configure.log"
-	cp "$staging/linux/.config" "$config"
+seed=
+if [ -f "$config" ]; then
+	hash=$(build_inputs "$config" | short_hash)
+	[ ! -f "$cache/$hash/.done" ] || reuse_build "$hash"
+	seed=$(find_build_with_config "$config")
 fi
 
-hash=$(build_inputs "$config" | short_hash)
-if [ -f "$cache/$hash/.done" ]; then
-	info "reusing debug kernel $hash"
-	rm -rf "$staging"
-	finish "$hash"
-	exit 0
-fi
-
-# Step 2: a tree to build in, copied from a finished build of the same
-# source package when there is one, else freshly extracted.
-seed=$(find_seed "$config")
-if [ -z "$seed" ] && [ ! -d "$staging/linux" ]; then
-	extract_and_configure "$staging/linux" "$staging/configure.log"
-	if ! cmp -s "$staging/linux/.config" "$config"; then
-		info "the generated .config differs from the cached $config; replacing the cached one"
-		cp "$staging/linux/.config" "$config"
-		hash=$(build_inputs "$config" | short_hash)
-		if [ -f "$cache/$hash/.done" ]; then
-			info "reusing debug kernel $hash"
-			rm -rf "$staging"
-			finish "$hash"
-			exit 0
-		fi
-	fi
-fi
-
-out=$cache/$hash
-rm -rf "$out"
-mkdir -p "$out"
-printf '%s\n' "$source_version" >"$out/source-version"
+# Step 2: a tree to build in. Without a build of the same .config, make
+# the .config in a copy of the newest build of the same source package,
+# or in a fresh extraction when there is none. Kbuild then recompiles
+# only what the changed options touch.
 if [ -n "$seed" ]; then
-	info "starting from debug kernel $(basename "$seed")"
-	rm -rf "$staging"
-	cp -a "$seed/linux" "$out/linux"
-	install_driver "$out/linux"
-	if ! cmp -s "$out/linux/.config" "$config"; then
-		info "applying the changed .config"
-		cp "$config" "$out/linux/.config"
-		run_make "$out/linux" "$out/configure.log" olddefconfig
-		cmp -s "$out/linux/.config" "$config" ||
-			die "olddefconfig changed $config in $out/linux; remove $cache/configs and run again"
-	fi
+	out=$cache/$hash
+	rm -rf "$out"
+	populate_tree "$out/linux" "$seed"
 else
+	populate_tree "$staging/linux" "$(list_builds | head -n 1)"
+	configure_tree "$staging/linux" "$staging/configure.log"
+	if [ -f "$config" ] && ! cmp -s "$staging/linux/.config" "$config"; then
+		info "the .config made now differs from the one cached in $config; replacing it"
+	fi
+	cp "$staging/linux/.config" "$config"
+	hash=$(build_inputs "$config" | short_hash)
+	[ ! -f "$cache/$hash/.done" ] || reuse_build "$hash"
+	out=$cache/$hash
+	rm -rf "$out"
+	mkdir -p "$out"
 	mv "$staging/linux" "$out/linux"
 	mv "$staging/configure.log" "$out/configure.log"
 	rm -rf "$staging"
 fi
+printf '%s\n' "$source_version" >"$out/source-version"
 
 # Step 3: the kernel, with our driver as its tpm_vtpm_proxy.ko.
 info "building debug kernel $hash (make -j$jobs, niced; log in $out/build.log)"
@@ -345,9 +361,9 @@ fi
 build_out_of_tree "$out/linux" "$out/oot" "$out/oot.log"
 
 print_paths "$out" >"$out/paths.env"
-printf 'extract %s s, configure %s s, compile %s s\n' \
-	"$extract_secs" "$configure_secs" "$compile_secs" >"$out/times"
-info "debug kernel $hash built: extract $extract_secs s, configure $configure_secs s, compile $compile_secs s"
+times="extract $extract_secs s, copy $copy_secs s, configure $configure_secs s, compile $compile_secs s"
+echo "$times" >"$out/times"
+info "debug kernel $hash built: $times"
 touch "$out/.done"
 prune_builds "$hash"
 finish "$hash"
