@@ -101,7 +101,7 @@ build_inputs() {
 	printf 'config %s' "$(sha256sum <"$config")"
 	printf 'script %s' "$(sha256sum <"$script")"
 	for f in "${driver_sources[@]}" "$uapi_header"; do
-		printf '%s %s' "$f" "$(sha256sum <"$top/$f")"
+		printf '%s %s' "$f" "$(sha256sum <"$snapshot/$f")"
 	done
 }
 
@@ -135,7 +135,7 @@ install_driver() {
 	local tree=$1 f
 
 	for f in "${driver_sources[@]}" "$uapi_header"; do
-		cp "$top/$f" "$tree/$f"
+		cp "$snapshot/$f" "$tree/$f"
 	done
 }
 
@@ -226,9 +226,8 @@ build_out_of_tree() {
 	moddir=$out/$driver_dir
 	rm -rf "$out"
 	mkdir -p "$moddir" "$out/include/uapi/linux"
-	cp "$top/$driver_dir"/*.c "$top/$driver_dir"/*.h \
-		"$top/$driver_dir/Kbuild" "$moddir/"
-	cp "$top/$uapi_header" "$out/$uapi_header"
+	cp "$snapshot/$driver_dir"/* "$moddir/"
+	cp "$snapshot/$uapi_header" "$out/$uapi_header"
 
 	info "building tpm_vtpm_proxy.ko out of tree (W=1)"
 	: >"$log"
@@ -298,6 +297,15 @@ reuse_build() {
 	finish "$1"
 	exit 0
 }
+
+# The driver as it is now: the build uses this copy only, so that an edit
+# during the build cannot differ from what the build's hash names.
+snapshot=$(mktemp -d)
+trap 'rm -rf "$snapshot"' EXIT
+mkdir -p "$snapshot/$driver_dir" "$snapshot/$(dirname "$uapi_header")"
+cp "$top/$driver_dir"/*.c "$top/$driver_dir"/*.h "$top/$driver_dir/Kbuild" \
+	"$snapshot/$driver_dir/"
+cp "$top/$uapi_header" "$snapshot/$uapi_header"
 
 staging=$cache/staging
 extract_secs=0
