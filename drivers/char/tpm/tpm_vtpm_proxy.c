@@ -721,10 +721,10 @@ static int __init vtpm_proxy_init(void)
 	int rc;
 
 	/*
-	 * Unbound and without an ordering constraint, so that an emulator
-	 * that never answers stalls only its own device's registration.
+	 * Per-CPU, so that a registration usually runs on its emulator's CPU.
+	 * A worker that waits for its emulator lets the next one start.
 	 */
-	vtpm_proxy_wq = alloc_workqueue("vtpm_proxy", WQ_UNBOUND, 0);
+	vtpm_proxy_wq = alloc_workqueue("vtpm_proxy", 0, 0);
 	if (!vtpm_proxy_wq)
 		return -ENOMEM;
 
