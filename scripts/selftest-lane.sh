@@ -7,9 +7,11 @@
 # Usage: scripts/selftest-lane.sh SERIES MODULE
 #        scripts/selftest-lane.sh --compare SERIES OURS
 #
-#   SERIES  6.1 or 6.12
+#   SERIES  6.1, 6.12, or debug for the debug kernel of
+#           scripts/build-debug-kernel.sh (not with --compare)
 #   MODULE  PATH.ko of our module, "ours" to build it for SERIES with
-#           scripts/build-module.sh, or "debian" for Debian's own module
+#           scripts/build-module.sh, "debian" for Debian's own module,
+#           or "in-tree" for the debug kernel's in-tree build of ours
 #   OURS    PATH.ko or "ours"
 #
 # The first form prints the harness's TAP output as it runs and ends with
@@ -26,7 +28,7 @@
 # Results are kept in build/selftest-lane/SERIES-LABEL/: console.log,
 # dmesg.txt and the TAP output of each build (tap-64.txt, tap-m32.txt).
 # LABEL is "ours" for the module that scripts/build-module.sh builds,
-# "debian", or "custom" for any other .ko.
+# "debian", "in-tree", or "custom" for any other .ko.
 #
 # Environment: LANE_TIMEOUT sets the guest run's time limit in seconds
 # (default 2400).
@@ -71,11 +73,13 @@ debian_module_path() {
 }
 
 # resolve_module SERIES MODULE prints the .ko to load: an absolute path,
-# or "debian".
+# "debian" or "in-tree".
 resolve_module() {
-	case "$2" in
-	debian) echo debian ;;
-	ours) "$top/scripts/build-module.sh" "$1" ;;
+	case "$1:$2" in
+	*:debian) echo debian ;;
+	debug:in-tree) echo in-tree ;;
+	*:in-tree) die "in-tree needs the debug kernel" ;;
+	*:ours) "$top/scripts/build-module.sh" "$1" ;;
 	*)
 		[ -f "$2" ] || die "module $2 not found"
 		realpath "$2"
@@ -83,12 +87,15 @@ resolve_module() {
 	esac
 }
 
-# module_label MODULE names the results folder of a run: "debian", "ours"
-# for the module that scripts/build-module.sh builds, else "custom".
+# module_label MODULE names the results folder of a run: "debian",
+# "in-tree", "ours" for the module that scripts/build-module.sh builds,
+# else "custom".
 module_label() {
 	case "$1" in
-	debian) echo debian ;;
+	debian | in-tree) echo "$1" ;;
 	"$top"/build/module/*/drivers/char/tpm/tpm_vtpm_proxy.ko) echo ours ;;
+	"$top"/build/debug-kernel/*/oot/drivers/char/tpm/tpm_vtpm_proxy.ko)
+		echo ours ;;
 	*) echo custom ;;
 	esac
 }
@@ -125,11 +132,14 @@ run_lane() {
 	rm -rf "$out"
 	mkdir -p "$out"
 
-	if [ "$module" = debian ]; then
-		reload=$(debian_module_path "$series")
-	else
-		reload=$module
-	fi
+	case "$module" in
+	debian) reload=$(debian_module_path "$series") ;;
+	in-tree)
+		debug_kernel_paths
+		reload=$DEBUG_KERNEL_INTREE_KO
+		;;
+	*) reload=$module ;;
+	esac
 
 	info "running the selftests on $series against $label ($module)"
 	# Kernel messages on the console start with "[" and are left out
@@ -168,33 +178,60 @@ outcomes() {
 	done
 }
 
-# improvement TEST prints which deliberate improvement over the in-tree
-# driver makes TEST's outcome differ, or nothing.
+driver_doc=$top/Documentation/security/tpm/tpm_vtpm_proxy.rst
+
+# expected_differences prints "TEST<TAB>WHAT THE IN-TREE DRIVER DOES" for
+# each row of the table in the "Test outcomes" section of the driver's
+# documentation: the tests meant to pass with our driver and fail with
+# the in-tree one. Reading the table keeps it and the lane in step.
+expected_differences() {
+	awk '
+		function flush() {
+			if (test != "")
+				print test "\t" why
+			test = ""
+		}
+		/^Test outcomes$/ { section = 1; getline; next }
+		!section { next }
+		/^[=-]+$/ { exit }
+		/^   \* - ``[a-z0-9_]+``$/ {
+			flush()
+			test = $0
+			gsub(/^   \* - ``|``$/, "", test)
+			next
+		}
+		test != "" && /^     - / { why = substr($0, 8); next }
+		test != "" && /^       [^ ]/ { why = why " " substr($0, 8); next }
+		{ flush() }
+		END { flush() }' "$driver_doc" | sed 's/``//g'
+}
+
+declare -A expected_why
+
+# load_expected fills expected_why from the documentation's table.
+load_expected() {
+	local test why
+
+	while IFS=$'\t' read -r test why; do
+		expected_why[$test]=$why
+	done < <(expected_differences)
+	[ ${#expected_why[@]} -gt 0 ] ||
+		die "no rows found in the \"Test outcomes\" table of $driver_doc"
+}
+
+# improvement TEST prints what the in-tree driver does in the test TEST
+# (BUILD/FIXTURE.VARIANT.NAME) according to the documentation, or nothing
+# when its outcome is not meant to differ.
 improvement() {
-	case "${1##*.}" in
-	read_without_command_nonblocking_fails_eagain)
-		echo "O_NONBLOCK read" ;;
-	poll_with_queued_command_reports_readable_only | \
-	poll_with_awaited_response_reports_writable_only | \
-	poll_on_idle_device_reports_nothing | \
-	poll_on_dead_device_reports_hangup_only)
-		echo "poll writable bits" ;;
-	stuck_emulator_delays_no_other_registration)
-		echo "registration independence" ;;
-	failed_registration_logs_one_line | \
-	failed_registration_log_is_rate_limited)
-		echo "failed-registration log line" ;;
-	read_without_command_restarts_after_sa_restart_signal)
-		# The in-tree driver returns -EINTR, so SA_RESTART is ignored.
-		echo "blocked read restarts under SA_RESTART" ;;
-	esac
+	echo "${expected_why[${1##*.}]:-}"
 }
 
 compare() {
-	local series=$1 ours=$2 unexpected=0 test a b why label rc
+	local series=$1 ours=$2 unexpected=0 test a b why label rc name
 	local lanes=$top/build/selftest-lane
-	local -A guest_status
+	local -A guest_status differing
 
+	load_expected
 	# The TAP output goes to console.log only; the table is the result.
 	# A run that left TAP output is compared even if the guest run
 	# failed (a kernel log report, say); that failure is printed below.
@@ -221,6 +258,7 @@ compare() {
 	while read -r test a b; do
 		[ "$a" = "$b" ] && continue
 		why=$(improvement "$test")
+		differing[${test##*.}]=1
 		if [ -z "$why" ] || [ "$a" != pass ]; then
 			why="UNEXPECTED${why:+ ($why)}"
 			unexpected=1
@@ -228,6 +266,10 @@ compare() {
 		printf '| %-70s | %-4s | %-7s | %s |\n' "$test" "$a" "$b" "$why"
 	done < <(LC_ALL=C join -a1 -a2 -e missing -o 0,1.2,2.2 \
 		"$lanes/$series-ours.outcomes" "$lanes/$series-debian.outcomes")
+	for name in "${!expected_why[@]}"; do
+		[ -n "${differing[$name]:-}" ] ||
+			echo "note: $name has the same outcome with both drivers here, though the documentation lists it as differing"
+	done
 	echo
 	echo "ours:    $(summarize "$lanes/$series-ours"/tap-*.txt | tail -n 1)"
 	echo "in-tree: $(summarize "$lanes/$series-debian"/tap-*.txt | tail -n 1)"
@@ -271,7 +313,7 @@ main() {
 	esac
 	[ $# -eq 2 ] || { usage >&2; exit 2; }
 	series=$1
-	check_series "$series"
+	check_guest_series "$series"
 	module=$(resolve_module "$series" "$2")
 	label=$(module_label "$module")
 	dir=$top/build/selftest-lane/$series-$label
