@@ -85,6 +85,11 @@
 #define MANY_DEVICES_BATCH	10
 #define NR_CYCLES		1000
 #define NR_LOGGED_FAILURES	30
+/* Devices closed right after a response, and responses before the close. */
+#define NR_CLOSE_RACES		20
+#define MAX_RESPONSES_BEFORE_CLOSE	2
+/* Threads that keep every CPU busy, at most. */
+#define MAX_CPU_HOGS		64
 
 /**
  * struct device - one vTPM proxy device under test
@@ -1737,6 +1742,117 @@ TEST_F(vtpm, server_close_removes_nodes)
 		snprintf(name, sizeof(name), "tpm-rng-%u ", num);
 		strcat(text, " ");
 		ASSERT_FALSE(contains(text, name));
+	}
+}
+
+/*
+ * A client that sends commands through one open node until a command
+ * fails, checking every response on the way. It runs under SCHED_IDLE.
+ */
+struct command_loop {
+	pthread_t thread;
+	int fd;
+	bool tpm2;
+	unsigned int completed;
+	int error;
+	ssize_t bad_length;
+	__u32 bad_code;
+};
+
+static void *command_loop_main(void *arg)
+{
+	struct command_loop *loop = arg;
+	__u8 command[64], response[VTPM_BUFSIZE];
+	size_t length = client_command(loop->tpm2, command);
+	struct sched_param param = { 0 };
+	ssize_t n;
+
+	loop->error = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+	if (loop->error)
+		return NULL;
+	for (;;) {
+		n = write(loop->fd, command, length);
+		if (n >= 0)
+			n = read(loop->fd, response, sizeof(response));
+		if (n < 0) {
+			loop->error = errno;
+			return NULL;
+		}
+		if (n < 10 || response_code(response)) {
+			loop->bad_length = n;
+			loop->bad_code = n < 10 ? 0 : response_code(response);
+			return NULL;
+		}
+		loop->completed++;
+	}
+}
+
+static atomic_bool hogs_stop;
+
+static void *cpu_hog_main(void *arg)
+{
+	while (!atomic_load(&hogs_stop))
+		;
+	return NULL;
+}
+
+/*
+ * The server closes its fd right after writing a response, while the
+ * client's command is still finishing in the TPM core: on /dev/tpmrmN,
+ * the resource manager reads the command attribute table after the
+ * response. A busy thread on every CPU keeps the SCHED_IDLE client from
+ * running until the teardown has gone far. Every command gets its whole
+ * success response or EPIPE, and the device goes away.
+ */
+TEST_F_TIMEOUT(vtpm, close_right_after_response_fails_commands_cleanly, 600)
+{
+	const char *kind = variant->tpm2 ? "tpmrm" : "tpm";
+	long nr_hogs = sysconf(_SC_NPROCESSORS_ONLN);
+	pthread_t hogs[MAX_CPU_HOGS];
+	struct command_loop loop;
+	unsigned int round, i;
+	char path[32];
+
+	if (nr_hogs < 1 || nr_hogs > MAX_CPU_HOGS)
+		nr_hogs = MAX_CPU_HOGS;
+	for (round = 0; round < NR_CLOSE_RACES; round++) {
+		device_reset(&self->dev, variant->tpm2);
+		create_registered(_metadata, self->vtpmx, &self->dev);
+		node_path(path, sizeof(path), kind, self->dev.info.tpm_num);
+
+		memset(&loop, 0, sizeof(loop));
+		loop.tpm2 = variant->tpm2;
+		loop.fd = open(path, O_RDWR);
+		ASSERT_LE(0, loop.fd);
+
+		/* Serve from this thread, so that the close follows a write. */
+		device_stop(&self->dev);
+		atomic_store(&hogs_stop, false);
+		for (i = 0; i < nr_hogs; i++)
+			ASSERT_EQ(0, pthread_create(&hogs[i], NULL,
+						    cpu_hog_main, NULL));
+		ASSERT_EQ(0, pthread_create(&loop.thread, NULL,
+					    command_loop_main, &loop));
+		for (i = 0; i <= round % MAX_RESPONSES_BEFORE_CLOSE; i++)
+			ASSERT_EQ(0, vtpm_emulator_serve_one(&self->dev.emu));
+		vtpm_emulator_close(&self->dev.emu);
+
+		ASSERT_EQ(0, pthread_join(loop.thread, NULL));
+		atomic_store(&hogs_stop, true);
+		for (i = 0; i < nr_hogs; i++)
+			ASSERT_EQ(0, pthread_join(hogs[i], NULL));
+		EXPECT_EQ(0, close(loop.fd));
+		ASSERT_EQ(0, loop.bad_length) {
+			TH_LOG("round %u: %s returned %zd bytes with response code 0x%x",
+			       round, path, loop.bad_length, loop.bad_code);
+		}
+		ASSERT_TRUE(is_dead_errno(loop.error)) {
+			TH_LOG("round %u: a command through %s failed with %s after %u commands",
+			       round, path, strerror(loop.error),
+			       loop.completed);
+		}
+		ASSERT_TRUE(wait_unregistered(self->dev.info.tpm_num,
+					      HANGUP_TIMEOUT_MS));
 	}
 }
 
