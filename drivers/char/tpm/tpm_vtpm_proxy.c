@@ -492,11 +492,25 @@ static loff_t vtpm_proxy_fops_llseek(struct file *file, loff_t offset,
 }
 
 /*
+ * Clear the ops of a registered chip before tpm_chip_unregister(), which
+ * skips ops it finds cleared. The TPM core frees the chip's devres memory,
+ * the command attribute table among it, in device_del() before it takes
+ * ops_sem, so a /dev/tpmrmN command still finishing would read freed
+ * memory. Taking ops_sem here waits for that command instead.
+ */
+static void vtpm_proxy_disable_ops(struct tpm_chip *chip)
+{
+	down_write(&chip->ops_sem);
+	chip->ops = NULL;
+	up_write(&chip->ops_sem);
+}
+
+/*
  * Tear the device down: fail the command in flight, wake everyone, stop
  * the registration work, then remove the chip and drop our reference
  * to it, in the reverse order of creation. Clients that still hold
- * /dev/tpmN keep the chip's memory alive. The TPM core has cleared the
- * chip's ops, so their commands fail with -EPIPE and never reach us.
+ * /dev/tpmN keep the chip's memory alive. The chip's ops are cleared,
+ * so their commands fail with -EPIPE and never reach us.
  */
 static void vtpm_proxy_destroy(struct vtpm_proxy_dev *proxy)
 {
@@ -512,8 +526,10 @@ static void vtpm_proxy_destroy(struct vtpm_proxy_dev *proxy)
 	 * running fails fast now that the device is closed.
 	 */
 	cancel_work_sync(&proxy->register_work);
-	if (proxy->registered)
+	if (proxy->registered) {
+		vtpm_proxy_disable_ops(proxy->chip);
 		tpm_chip_unregister(proxy->chip);
+	}
 
 	dev_set_drvdata(&proxy->chip->dev, NULL);
 	put_device(&proxy->chip->dev);
