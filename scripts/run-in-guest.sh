@@ -13,11 +13,16 @@ usage() {
 Usage: $0 [-s SERIES] [-m MODULE] [-t SECONDS] [-o DIR] [-e NAME=VALUE]...
        -- COMMAND [ARG]...
 
-  -s SERIES      Debian kernel series to boot: 6.1 (default) or 6.12
+  -s SERIES      kernel to boot: Debian's 6.1 (default) or 6.12, or
+                 debug, the debug kernel of scripts/build-debug-kernel.sh
+                 (KASAN, lockdep, kmemleak), built first when it is
+                 missing or out of date
   -m MODULE      tpm_vtpm_proxy to load before COMMAND:
                    ours     build ours for SERIES and load it (default)
                    PATH.ko  load this file with insmod
                    debian   load Debian's module with modprobe
+                   in-tree  (debug only) load the debug kernel's in-tree
+                            build of our driver
                    none     load nothing
   -t SECONDS     time limit of the guest run, boot included (default
                  120): the guest kills COMMAND 5 s before its clock
@@ -50,6 +55,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib/deps.sh"
 . "$top/scripts/lib/kernel-series.sh"
+. "$top/scripts/lib/kernel-log.sh"
 
 series=6.1
 module=ours
@@ -76,7 +82,7 @@ shift $((OPTIND - 1))
 [ "${1:-}" = -- ] && shift
 [ $# -gt 0 ] || { usage >&2; exit 2; }
 
-check_series "$series"
+check_guest_series "$series"
 [[ "$timeout" =~ ^[1-9][0-9]*$ ]] ||
 	die "invalid -t '$timeout': expected a whole number of seconds"
 hung_task_secs=${GUEST_HUNG_TASK_SECS:-10}
@@ -91,14 +97,33 @@ esac
 [[ "$top" =~ [[:space:]] ]] &&
 	die "the repository path '$top' contains white space, which the kernel command line cannot carry"
 
-image_pkg=$(series_image_package "$series")
-headers_pkg=$(series_headers_package "$series")
-need_packages qemu-system-x86 busybox-static kmod xz-utils zstd \
-	"$image_pkg" "$headers_pkg"
+# The module's origin is in-tree for the debug kernel's in-tree build of
+# our driver: the guest then checks that it has no out-of-tree taint.
+module_origin=out-of-tree
+if [ "$series" = debug ]; then
+	need_packages qemu-system-x86 busybox-static kmod
+	debug_kernel_paths
+	krel=$DEBUG_KERNEL_RELEASE
+	case "$module" in
+	ours) module=$DEBUG_KERNEL_OOT_KO ;;
+	in-tree)
+		module=$DEBUG_KERNEL_INTREE_KO
+		module_origin=in-tree
+		;;
+	debian) die "-m debian needs a Debian kernel, not the debug kernel" ;;
+	esac
+else
+	image_pkg=$(series_image_package "$series")
+	headers_pkg=$(series_headers_package "$series")
+	need_packages qemu-system-x86 busybox-static kmod xz-utils zstd \
+		"$image_pkg" "$headers_pkg"
 
-krel=$(series_release "$series" boot)
-[ -n "$krel" ] ||
-	die "no kernel of the $series series in /boot and /lib/modules after installing $image_pkg"
+	krel=$(series_release "$series" boot)
+	[ -n "$krel" ] ||
+		die "no kernel of the $series series in /boot and /lib/modules after installing $image_pkg"
+	[ "$module" != in-tree ] ||
+		die "-m in-tree needs the debug kernel (-s debug)"
+fi
 
 case "$module" in
 ours)
@@ -118,7 +143,8 @@ mkdir -p "$guestdir/runs"
 
 # build_initramfs prints the path of the initramfs for $krel, building
 # it when it is missing or its inputs changed: busybox, our /init and
-# the 9p and virtio modules in load order.
+# the 9p and virtio modules in load order. The debug kernel has them
+# built in.
 build_initramfs() {
 	local dir=$guestdir/$krel img stamp stage modules m name
 
@@ -126,10 +152,12 @@ build_initramfs() {
 	stamp=$dir/initramfs.inputs
 	mkdir -p "$dir"
 
-	modules=$(for m in virtio_pci 9pnet_virtio 9p; do
-		modprobe -S "$krel" --show-depends "$m" ||
-			die "modprobe -S $krel --show-depends $m failed"
-	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
+	modules=
+	[ "$series" = debug ] ||
+		modules=$(for m in virtio_pci 9pnet_virtio 9p; do
+			modprobe -S "$krel" --show-depends "$m" ||
+				die "modprobe -S $krel --show-depends $m failed"
+		done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
 
 	exec 8>"$dir/initramfs.lock"
 	flock 8
@@ -164,6 +192,7 @@ build_initramfs() {
 		echo "$name" >>"$stage/modules.order"
 	done
 
+	touch "$stage/modules.order"
 	(cd "$stage" && find . | busybox cpio -o -H newc 2>/dev/null) >"$img.tmp"
 	mv "$img.tmp" "$img"
 	{ sha256sum /bin/busybox "$top/scripts/lib/guest-init.sh"; echo "$modules"; } >"$stamp"
@@ -248,7 +277,11 @@ choose_accel() {
 }
 
 initramfs=$(build_initramfs)
-kernel=$(extract_vmlinux)
+if [ "$series" = debug ]; then
+	kernel=$DEBUG_KERNEL_VMLINUX
+else
+	kernel=$(extract_vmlinux)
+fi
 qboot=/usr/share/qemu/qboot.rom
 accel=$(choose_accel)
 case "$accel" in
@@ -281,6 +314,7 @@ rm -f "$out/.guest-status" "$out/dmesg.txt" "$out/console.log"
 	printf 'guest_out=%q\n' "$out"
 	printf 'guest_repo=%q\n' "$top"
 	printf 'guest_module=%q\n' "$guest_module"
+	printf 'guest_module_origin=%q\n' "$module_origin"
 	printf 'guest_series=%q\nguest_krel=%q\n' "$series" "$krel"
 	printf 'guest_timeout=%q\n' "$timeout"
 	printf 'guest_hung_task_secs=%q\n' "$hung_task_secs"
@@ -390,7 +424,7 @@ status=$(cat "$out/.guest-status" 2>/dev/null || true)
 rm -f "$out/.guest-status"
 
 # Kernel log lines that fail the run whatever the exit status of the command.
-bad='Oops|BUG:|WARNING:|refcount_t:|list_add corruption|list_del corruption|KASAN|possible circular locking|inconsistent lock state|lockdep|kmemleak|hung_task|blocked for more than|Kernel panic|general protection fault'
+bad=$KERNEL_LOG_PROBLEMS
 if [ -s "$out/dmesg.txt" ]; then
 	problems=$(grep -E "$bad" "$out/dmesg.txt" || true)
 else

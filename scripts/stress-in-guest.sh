@@ -51,7 +51,8 @@ declare -A full_size=([cycles]=10000 [kill]=1000 [threads]=2000
 
 # Kernel log lines that fail a lane; the same reports fail the whole
 # guest run in scripts/run-in-guest.sh.
-bad_log='Oops|BUG:|WARNING:|refcount_t:|list_add corruption|list_del corruption|KASAN|possible circular locking|inconsistent lock state|lockdep|kmemleak|hung_task|blocked for more than|Kernel panic|general protection fault'
+. "$top/scripts/lib/kernel-log.sh"
+bad_log=$KERNEL_LOG_PROBLEMS
 
 # Memory tolerance, in kB, of kernel memory after a lane against the
 # baseline taken after the warm-up, both measured after dropping the
@@ -141,7 +142,8 @@ settle_memory() {
 	echo 3 >/proc/sys/vm/drop_caches
 	sleep 2
 	echo 3 >/proc/sys/vm/drop_caches
-	echo 1 >/proc/sys/vm/compact_memory 2>/dev/null
+	# Kernels without CONFIG_COMPACTION (the debug kernel) lack the file.
+	[ ! -e /proc/sys/vm/compact_memory ] || echo 1 >/proc/sys/vm/compact_memory
 	sleep 1
 }
 
