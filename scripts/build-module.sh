@@ -5,7 +5,9 @@
 # extra compiler warnings (W=1) and sparse (C=2), and fail on any warning.
 #
 # Usage: scripts/build-module.sh SERIES
-#   SERIES is 6.1 or 6.12. The sources are copied into
+#   SERIES is 6.1, 6.12 or debug. For debug, scripts/build-debug-kernel.sh
+#   builds the module (W=1, no sparse) against the debug kernel, and this
+#   script prints its path. Otherwise the sources are copied into
 #   build/module/KREL/ (KREL is the kernel release, for example
 #   6.1.0-NN-amd64) in the same tree shape as the repository, so that the
 #   Kbuild file finds include/uapi at $(src)/../../../include/uapi. On
@@ -19,9 +21,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib/deps.sh"
 . "$top/scripts/lib/kernel-series.sh"
 
-[ $# -eq 1 ] || { echo "usage: $0 6.1|6.12" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 6.1|6.12|debug" >&2; exit 2; }
 series=$1
-check_series "$series"
+check_guest_series "$series"
+if [ "$series" = debug ]; then
+	debug_kernel_paths
+	echo "$DEBUG_KERNEL_OOT_KO"
+	exit 0
+fi
 
 need_packages "$(series_headers_package "$series")" sparse make gcc
 krel=$(series_release "$series" build)

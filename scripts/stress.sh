@@ -7,12 +7,13 @@
 # `make stress` at full size, and the "stress" lane of `make check` at
 # the CI size.
 #
-# Usage: scripts/stress.sh [-z full|ci] [-l LANES] [-s SEED] [-o DIR]
-#                          [-t SECONDS] [SERIES]...
+# Usage: scripts/stress.sh [-z full|ci|short] [-l LANES] [-s SEED]
+#                          [-o DIR] [-t SECONDS] [SERIES]...
 #   -z SIZE    full: every lane at full size (10000 create-and-close
 #              cycles, 1000 killed emulators, 2000 device lives with
 #              threads, 2000 with rmmod, 10000 fuzzed lives); ci: a
-#              twentieth of each (default full)
+#              twentieth of each; short: a two-hundredth, for the debug
+#              kernel (default full)
 #   -l LANES   the lanes to run, quoted, from: cycles kill threads rmmod
 #              fuzz (default all)
 #   -s SEED    seed of every random choice; the same seed repeats the
@@ -21,10 +22,12 @@
 #              dmesg.txt, kmsg.log and results.tap (default
 #              $CHECK_OUT, else build/stress)
 #   -t SECONDS time limit of each guest run (default 10800 at full size,
-#              1800 at the CI size, about three times what a run takes
+#              1800 at the CI and the short size, about three times what a run takes
 #              with a Debian kernel on an idle 2-core host under TCG;
 #              a kernel with KASAN and lockdep needs more)
-#   SERIES     6.1 and/or 6.12; default $SERIES, else both
+#   SERIES     6.1, 6.12 and/or debug (the debug kernel of
+#              scripts/build-debug-kernel.sh); default $SERIES, else 6.1
+#              and 6.12
 #
 # Prints one TAP line per check, prefixed with the series, and ends with
 # "N passed, N failed", as scripts/check.sh expects. Lines "# time"
@@ -37,7 +40,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib/lane.sh"
 
 usage() {
-	sed -n '10,28p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '10,31p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 size=full
@@ -63,7 +66,8 @@ series_list=("$@")
 case "$size" in
 full) divisor=1 default_limit=10800 ;;
 ci) divisor=20 default_limit=1800 ;;
-*) die "invalid -z '$size': expected full or ci" ;;
+short) divisor=200 default_limit=1800 ;;
+*) die "invalid -z '$size': expected full, ci or short" ;;
 esac
 guest_limit=${guest_limit:-$default_limit}
 [[ "$guest_limit" =~ ^[1-9][0-9]*$ ]] ||
@@ -77,7 +81,7 @@ done
 [ -z "$seed" ] || [[ "$seed" =~ ^[0-9]+$ ]] ||
 	die "invalid -s '$seed': expected a decimal number"
 for series in "${series_list[@]}"; do
-	check_series "$series"
+	check_guest_series "$series"
 done
 
 need_packages gcc make libc6-dev coreutils util-linux

@@ -67,6 +67,9 @@ mount -t proc proc /newroot/proc &&
 	mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp &&
 	mount -t tmpfs -o mode=0755 tmpfs /newroot/run ||
 	fail "mounting proc, sysfs, devtmpfs or tmpfs in the new root failed"
+# debugfs contains kmemleak's control file on the debug kernel.
+mount -t debugfs debugfs /newroot/sys/kernel/debug ||
+	fail "mounting debugfs in the new root failed"
 
 # No cache on the output share: files written in the guest must be on
 # the host when the guest powers off. An output folder under /tmp or /run

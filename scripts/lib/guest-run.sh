@@ -9,6 +9,8 @@
 #     guest_out       output folder, writable and shared with the host
 #     guest_repo      the repository; the command runs in it
 #     guest_module    PATH of a .ko to insmod, "debian" or "none"
+#     guest_module_origin  out-of-tree, or in-tree for the debug kernel's
+#                     in-tree build of our driver
 #     guest_series, guest_krel  the kernel series and release
 #     guest_timeout   seconds the whole guest run may take
 #     guest_hung_task_secs      hung-task report threshold in seconds
@@ -67,9 +69,10 @@ load_module() {
 			error "insmod $guest_module failed"
 		taint=$(cat "$sysmod/taint" 2>/dev/null) ||
 			error "$sysmod/taint not found after insmod"
-		case "$taint" in
-		*O*) ;;
-		*) error "module taint is '$taint', without O: the loaded module is not the out-of-tree one" ;;
+		case "$guest_module_origin:$taint" in
+		out-of-tree:*O*) ;;
+		out-of-tree:*) error "module taint is '$taint', without O: the loaded module is not the out-of-tree one" ;;
+		in-tree:*O*) error "module taint is '$taint': the in-tree build was requested, an out-of-tree module was loaded" ;;
 		esac
 		srcversion=$(cat "$sysmod/srcversion" 2>/dev/null)
 		expected=$(modinfo -F srcversion "$guest_module")

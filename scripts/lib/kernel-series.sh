@@ -18,6 +18,27 @@ check_series() {
 	esac
 }
 
+# check_guest_series SERIES also accepts "debug", the debug kernel that
+# scripts/build-debug-kernel.sh builds from linux-source-6.12, for the
+# scripts that can boot it: run-in-guest.sh and the lanes built on it.
+check_guest_series() {
+	case "$1" in
+	6.1 | 6.12 | debug) ;;
+	*) die "invalid kernel series '$1'; expected one of: $KERNEL_SERIES_ALL debug" ;;
+	esac
+}
+
+# debug_kernel_paths builds the debug kernel when it is missing or out of
+# date and sets the DEBUG_KERNEL_* variables that
+# scripts/build-debug-kernel.sh prints.
+debug_kernel_paths() {
+	local paths
+
+	paths=$("$top/scripts/build-debug-kernel.sh") ||
+		die "building the debug kernel failed"
+	eval "$paths"
+}
+
 # series_image_package SERIES prints the Debian meta package that installs
 # the newest kernel image of SERIES.
 series_image_package() {
