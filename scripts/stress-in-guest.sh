@@ -271,6 +271,8 @@ run_lane() {
 	local lane=$1 count start args=()
 
 	count=$(( ${full_size[$lane]} / divisor ))
+	# The kill lane's first 8 cycles go through its 8 kill points.
+	[ "$lane" != kill ] || [ "$count" -ge 8 ] || count=8
 	[ "$count" -gt 0 ] || count=1
 	args=(-n "$count" -s "$seed")
 	[ "$lane" = rmmod ] && args+=(-m "$VTPM_MODULE")

@@ -550,7 +550,13 @@ static void kill_emulator(pid_t pid, unsigned long cycle)
 	check_pass(&checks[CHECK_EXITS]);
 }
 
-static void make_plan(struct stress_random *random, struct kill_plan *plan)
+/*
+ * The first 2 * NR_STATES cycles go through every phase and state once,
+ * so that a short run checks each kill point; later cycles pick them at
+ * random.
+ */
+static void make_plan(struct stress_random *random, unsigned long cycle,
+		      struct kill_plan *plan)
 {
 	plan->tpm2 = random_percent(random, 60);
 	plan->phase = random_percent(random, 30) ? PHASE_REGISTRATION :
@@ -558,6 +564,10 @@ static void make_plan(struct stress_random *random, struct kill_plan *plan)
 	plan->state = random_below(random, NR_STATES);
 	plan->answers = random_below(random, MAX_STARTUP_ANSWERS);
 	plan->tpmrm_first = random_percent(random, 50);
+	if (cycle < 2 * NR_STATES) {
+		plan->phase = cycle % 2 ? PHASE_CLIENT : PHASE_REGISTRATION;
+		plan->state = cycle / 2;
+	}
 }
 
 /*
@@ -676,7 +686,7 @@ static void run_cycle(int vtpmx, unsigned long cycle,
 	pid_t pid;
 	int rc;
 
-	make_plan(random, &plan);
+	make_plan(random, cycle, &plan);
 	stats->plans[plan.phase][plan.state]++;
 
 	rc = stress_dev_create(vtpmx, plan.tpm2, &dev);
