@@ -21,9 +21,9 @@
 #
 # --compare runs the suite against OURS and against Debian's module, one
 # guest boot each, and prints a table of the tests whose outcome differs.
-# Each row is marked with the deliberate improvement of our driver that
-# explains it, or UNEXPECTED; the exit status is 1 if any row is
-# unexpected.
+# Each row is marked with what the in-tree driver does in that test, as
+# the "Test outcomes" table of the driver's documentation says, or
+# UNEXPECTED; the exit status is 1 if any row is unexpected.
 #
 # Results are kept in build/selftest-lane/SERIES-LABEL/: console.log,
 # dmesg.txt and the TAP output of each build (tap-64.txt, tap-m32.txt).

@@ -738,7 +738,8 @@ static int __init vtpm_proxy_init(void)
 
 	/*
 	 * Per-CPU, so that a registration usually runs on its emulator's CPU.
-	 * A worker that waits for its emulator lets the next one start.
+	 * A worker that waits for its emulator lets the next one start, up
+	 * to the default limit of 256 work items per CPU.
 	 */
 	vtpm_proxy_wq = alloc_workqueue("vtpm_proxy", 0, 0);
 	if (!vtpm_proxy_wq)

@@ -1988,8 +1988,9 @@ TEST_F(vtpm, stuck_emulator_delays_no_other_registration)
 	long ms;
 
 	/*
-	 * Create both devices from one CPU, so that a per-CPU queue would
-	 * hold the second registration behind the first.
+	 * Create both devices from one CPU, so that a queue that runs one
+	 * work item per CPU at a time would hold the second registration
+	 * behind the first.
 	 */
 	CPU_ZERO(&cpus);
 	CPU_SET(0, &cpus);
