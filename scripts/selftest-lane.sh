@@ -22,7 +22,7 @@
 # --compare runs the suite against OURS and against Debian's module, one
 # guest boot each, and prints a table of the tests whose outcome differs.
 # Each row is marked with what the in-tree driver does in that test, as
-# the "Test outcomes" table of the driver's documentation says, or
+# listed in the "Test outcomes" table of the driver's documentation, or
 # UNEXPECTED; the exit status is 1 if any row is unexpected.
 #
 # Results are kept in build/selftest-lane/SERIES-LABEL/: console.log,
@@ -31,7 +31,10 @@
 # "debian", "in-tree", or "custom" for any other .ko.
 #
 # Environment: LANE_TIMEOUT sets the guest run's time limit in seconds
-# (default 2400).
+# (default 2400). SELFTEST_BUILDS lists the builds to run, "64 m32" by
+# default or "64". --compare runs Debian's module with the 64-bit build
+# only and compares the outcomes of that build: which build runs a test
+# does not change what the in-tree driver does.
 #
 # Inside the guest, run-in-guest.sh starts this script again with
 # --guest-run, which runs the two builds.
@@ -47,6 +50,11 @@ usage() {
 
 suite_dir=tools/testing/selftests/vtpm_proxy
 timeout=${LANE_TIMEOUT:-2400}
+builds=${SELFTEST_BUILDS:-64 m32}
+case "$builds" in
+"64 m32" | 64) ;;
+*) die "invalid SELFTEST_BUILDS '$builds': expected \"64 m32\" or \"64\"" ;;
+esac
 
 # build_suite builds the 64-bit and the 32-bit test programs.
 build_suite() {
@@ -123,10 +131,12 @@ summarize() {
 		}' "$@"
 }
 
-# run_lane SERIES MODULE LABEL runs both builds in one guest; the TAP
-# files land in build/selftest-lane/SERIES-LABEL/.
+# run_lane SERIES MODULE LABEL [BUILDS] runs the builds in BUILDS
+# (default $builds) in one guest; the TAP files land in
+# build/selftest-lane/SERIES-LABEL/.
 run_lane() {
-	local series=$1 module=$2 label=$3 out reload rc=0
+	local series=$1 module=$2 label=$3 run_builds=${4:-$builds} out reload
+	local rc=0
 
 	out=$top/build/selftest-lane/$series-$label
 	rm -rf "$out"
@@ -146,7 +156,8 @@ run_lane() {
 	# here; the whole console is in console.log.
 	set +e
 	"$top/scripts/run-in-guest.sh" -s "$series" -m "$module" \
-		-t "$timeout" -o "$out" -e "VTPM_PROXY_MODULE=$reload" -- \
+		-t "$timeout" -o "$out" -e "VTPM_PROXY_MODULE=$reload" \
+		-e "SELFTEST_BUILDS=$run_builds" -- \
 		scripts/selftest-lane.sh --guest-run |
 		grep --line-buffered -v '^\['
 	rc=${PIPESTATUS[0]}
@@ -157,7 +168,7 @@ run_lane() {
 		echo "run-in-guest.sh failed with status $rc; see $out/console.log"
 		return "$rc"
 	fi
-	for build in 64 m32; do
+	for build in $run_builds; do
 		[ -s "$out/tap-$build.txt" ] || {
 			echo "no TAP output for the $build-bit build; see $out/console.log"
 			return 125
@@ -166,11 +177,12 @@ run_lane() {
 	return 0
 }
 
-# outcomes DIR prints "BUILD/TEST OUTCOME" for every test of both builds.
+# outcomes DIR [BUILDS] prints "BUILD/TEST OUTCOME" for every test of
+# the builds in BUILDS (default $builds).
 outcomes() {
 	local build
 
-	for build in 64 m32; do
+	for build in ${2:-$builds}; do
 		sed -nE "s/^ok [0-9]+ ([^ ]+) # SKIP.*/$build\/\1 skip/p
 			s/^ok [0-9]+ ([^ ]+)\$/$build\/\1 pass/p
 			s/^not ok [0-9]+ ([^ ]+).*/$build\/\1 fail/p" \
@@ -240,14 +252,14 @@ compare() {
 		if [ "$label" = ours ]; then
 			run_lane "$series" "$ours" ours >/dev/null || rc=$?
 		else
-			run_lane "$series" debian debian >/dev/null || rc=$?
+			run_lane "$series" debian debian 64 >/dev/null || rc=$?
 		fi
 		[ "$rc" -ne 125 ] ||
 			die "the run against $label produced no TAP output; see $lanes/$series-$label/console.log"
 		guest_status[$label]=$rc
 	done
 	for label in ours debian; do
-		outcomes "$lanes/$series-$label" | LC_ALL=C sort \
+		outcomes "$lanes/$series-$label" 64 | LC_ALL=C sort \
 			>"$lanes/$series-$label.outcomes"
 	done
 
@@ -286,7 +298,7 @@ compare() {
 guest_run() {
 	local build status=0
 
-	for build in 64 m32; do
+	for build in $builds; do
 		echo "== $build-bit build"
 		"$top/build/selftests/$build/vtpm_proxy_test" 2>&1 |
 			tee "$GUEST_OUT/tap-$build.txt" || status=1
