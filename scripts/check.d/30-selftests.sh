@@ -9,6 +9,7 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/scripts/lib/lane.sh"
 passed=0
 failed=0
 skipped=0
@@ -18,16 +19,8 @@ for series in $SERIES; do
 	rc=0
 	"$top/scripts/selftest-lane.sh" --compare "$series" ours | tee "$log" || rc=$?
 
-	# The TAP files of our module's run, counted as selftest-lane.sh
-	# counts them; no result at all counts as a failure.
-	summary=$(awk '
-		/^ok [0-9]+ .* # SKIP/ { s++; next }
-		/^ok [0-9]+ / { p++ }
-		/^not ok [0-9]+ / { f++ }
-		END { printf "%d %d %d\n", p, f, s }' \
-		"$top/build/selftest-lane/$series-ours"/tap-*.txt 2>/dev/null)
-	[ "${summary:-0 0 0}" != "0 0 0" ] || summary="0 1 0"
-	read -r p f s <<<"${summary:-0 1 0}"
+	# The TAP files of our module's run.
+	read -r p f s < <(tap_counts "$top/build/selftest-lane/$series-ours")
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))

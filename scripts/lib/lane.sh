@@ -55,6 +55,21 @@ lane_result() {
 	fi
 }
 
+# tap_counts DIR prints "PASSED FAILED SKIPPED" for the kselftest TAP
+# files DIR/tap-*.txt of a selftest-lane.sh run. A run without any result
+# counts as one failure.
+tap_counts() {
+	local counts
+
+	counts=$(awk '
+		/^ok [0-9]+ .* # SKIP/ { s++; next }
+		/^ok [0-9]+ / { p++ }
+		/^not ok [0-9]+ / { f++ }
+		END { printf "%d %d %d\n", p, f, s }' "$1"/tap-*.txt 2>/dev/null)
+	[ "${counts:-0 0 0}" != "0 0 0" ] || counts="0 1 0"
+	echo "$counts"
+}
+
 # lane_finish prints the summary line and exits non-zero on a failure.
 lane_finish() {
 	if [ "$lane_skipped" -gt 0 ]; then
