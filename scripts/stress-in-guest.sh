@@ -72,10 +72,10 @@ bad_log=$KERNEL_LOG_PROBLEMS
 # unreferenced object.
 slab_tolerance_kb=1024
 available_tolerance_kb=2048
-# Under KASAN, MemAvailable falls without a leak: the stack depot keeps
-# every new allocation and free stack trace for the rest of the boot, and
-# the quarantine holds freed objects. There only Slab is compared, and
-# kmemleak finds the leaks.
+# Under KASAN, MemAvailable falls without a leak, because the stack depot
+# keeps every new allocation and free stack trace for the rest of the
+# boot and the quarantine keeps freed objects. There only Slab is
+# compared, and kmemleak finds the leaks.
 kasan=
 
 passed=0

@@ -569,9 +569,9 @@ static void kill_emulator(pid_t pid, unsigned long cycle)
 }
 
 /*
- * The first 2 * NR_STATES cycles go through every phase and state once,
- * so that a short run checks each kill point; later cycles pick them at
- * random.
+ * Pick the kill point of a cycle. The first 2 * NR_STATES cycles take
+ * every phase and state once, so a short run checks each kill point.
+ * Later cycles pick them at random.
  */
 static void make_plan(struct stress_random *random, unsigned long cycle,
 		      struct kill_plan *plan)
