@@ -10,7 +10,9 @@
  *
  * A client may keep /dev/tpmN open past the end of its device and past an
  * unload of the module: its next command must fail with EPIPE, and its
- * close() must be clean.
+ * close() must be clean. Each user keeps the client of its first
+ * registered device, so even a short run checks one. A client that is
+ * still open when its user ends is checked after the final unload.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,6 +85,9 @@ static struct stress_check checks[NR_CHECKS] = {
  * @opens:   fds opened so far (/dev/vtpmx and server fds); counted after
  *           the open succeeds
  * @closes:  fds closed so far; counted before close() is called
+ * @stale_client: a client fd of /dev/tpmN kept past its device, or -1
+ * @stale_tpm2: whether that device was a TPM 2.0
+ * @kept_client: whether the user has kept a client yet
  *
  * @opens and @closes are read by the unloader with __atomic_load_n().
  * When @opens exceeds @closes both before and after a delete_module()
@@ -95,6 +100,9 @@ struct user {
 	unsigned long lives;
 	unsigned long opens;
 	unsigned long closes;
+	int stale_client;
+	bool stale_tpm2;
+	bool kept_client;
 };
 
 static struct user users[NR_USERS];
@@ -193,11 +201,11 @@ static void check_stale_client(int client, bool tpm2)
 }
 
 /*
- * One device life. With *@stale_client at -1, the life may leave a client
- * fd of /dev/tpmN open there for a later session to check.
+ * Run one device life. When @user has no client open, the life may keep
+ * a client fd of /dev/tpmN open for a later session to check. The first
+ * registered life of a user always keeps one.
  */
-static void user_life(struct user *user, int vtpmx, int *stale_client,
-		      bool *stale_tpm2)
+static void user_life(struct user *user, int vtpmx)
 {
 	bool tpm2 = random_percent(&user->random, 50);
 	struct stress_dev dev;
@@ -215,11 +223,13 @@ static void user_life(struct user *user, int vtpmx, int *stale_client,
 		check_true(&checks[CHECK_REGISTERS], rc == 0,
 			   "TPM %s tpm%u: %s", tpm2 ? "2.0" : "1.2", dev.num,
 			   strerror(-rc));
-		if (!rc && *stale_client < 0 &&
-		    random_percent(&user->random, 20)) {
+		if (!rc && user->stale_client < 0 &&
+		    (!user->kept_client ||
+		     random_percent(&user->random, 20))) {
 			tpm_path(path, sizeof(path), "tpm", dev.num);
-			*stale_client = open(path, O_RDWR | O_CLOEXEC);
-			*stale_tpm2 = tpm2;
+			user->stale_client = open(path, O_RDWR | O_CLOEXEC);
+			user->stale_tpm2 = tpm2;
+			user->kept_client = true;
 		}
 	}
 
@@ -230,9 +240,8 @@ static void user_life(struct user *user, int vtpmx, int *stale_client,
 static void *user_main(void *arg)
 {
 	struct user *user = arg;
-	int stale_client = -1, vtpmx;
-	bool stale_tpm2 = false;
 	unsigned int session;
+	int vtpmx;
 
 	while (user->lives) {
 		vtpmx = open_vtpmx(user);
@@ -240,19 +249,19 @@ static void *user_main(void *arg)
 			break;
 		for (session = 1 + random_below(&user->random, 3);
 		     session && user->lives; session--) {
-			user_life(user, vtpmx, &stale_client, &stale_tpm2);
+			user_life(user, vtpmx);
 			__atomic_sub_fetch(&user->lives, 1, __ATOMIC_RELAXED);
 		}
 		close_counted(user, vtpmx);
 
-		if (stale_client >= 0 && random_percent(&user->random, 50)) {
-			check_stale_client(stale_client, stale_tpm2);
-			stale_client = -1;
+		if (user->stale_client >= 0 &&
+		    random_percent(&user->random, 50)) {
+			check_stale_client(user->stale_client,
+					   user->stale_tpm2);
+			user->stale_client = -1;
 		}
 		sleep_ms(random_below(&user->random, MAX_PAUSE_MS));
 	}
-	if (stale_client >= 0)
-		check_stale_client(stale_client, stale_tpm2);
 	__atomic_sub_fetch(&users_left, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -359,6 +368,7 @@ int lane_rmmod(const struct lane_options *options)
 	start = now_ms();
 	for (i = 0; i < NR_USERS; i++) {
 		random_init(&users[i].random, options->seed, i);
+		users[i].stale_client = -1;
 		users[i].lives = options->count / NR_USERS +
 				 (i < options->count % NR_USERS);
 		if (pthread_create(&users[i].thread, NULL, user_main,
@@ -382,6 +392,11 @@ int lane_rmmod(const struct lane_options *options)
 	check_true(&checks[CHECK_FINAL_UNLOAD], rc == 0, "%s", strerror(-rc));
 	if (!rc)
 		reload();
+	for (i = 0; i < NR_USERS; i++) {
+		if (users[i].stale_client >= 0)
+			check_stale_client(users[i].stale_client,
+					   users[i].stale_tpm2);
+	}
 
 	stress_info("%lu device lives in %llu ms; %lu unloads, %lu refusals",
 		    options->count, (unsigned long long)(now_ms() - start),
