@@ -5,9 +5,9 @@
 # root inside a test guest by scripts/bench.sh (through
 # scripts/run-in-guest.sh), with our module loaded or no module at all.
 #
-# The modules take turns: ours, debian, ours, debian. Each turn loads the
-# module with insmod (our .ko, or Debian's from the kernel's tree),
-# checks that the kernel runs the one wanted and runs `vtpm_bench run`,
+# The modules take turns: ours, debian, ours, debian, or with
+# BENCH_PASSES=1 only ours, debian. Each turn loads the module with
+# insmod (our .ko, or Debian's from the kernel's tree), checks that the kernel runs the one wanted and runs `vtpm_bench run`,
 # which also measures the pipe floor. Then `rmmod tpm_vtpm_proxy` unloads
 # it. At the end, `vtpm_bench report` compares them.
 #
@@ -20,6 +20,7 @@
 #   BENCH_PARALLEL, BENCH_ONLY
 #                   passed to `vtpm_bench run` as --commands, --devices,
 #                   --scale, --seconds, --parallel and --only when set
+#   BENCH_PASSES    turns of each module, 1 or 2 (default 2)
 #   BENCH_HOST_*    facts about the host, copied into meta.txt
 #   BENCH_SOURCE    the commit our module was built from, for meta.txt
 #
@@ -32,7 +33,11 @@ out=${GUEST_OUT:?GUEST_OUT is not set: run this through scripts/run-in-guest.sh}
 ours=${VTPM_MODULE:-}
 program=${BENCH_PROGRAM:-$top/build/vtpm_bench/vtpm_bench}
 sysmod=/sys/module/tpm_vtpm_proxy
-order=(ours debian ours debian)
+case "${BENCH_PASSES:-2}" in
+1) order=(ours debian) ;;
+2) order=(ours debian ours debian) ;;
+*) echo "bench-in-guest: error: invalid BENCH_PASSES '$BENCH_PASSES': expected 1 or 2" >&2; exit 1 ;;
+esac
 
 die() {
 	printf 'bench-in-guest: error: %s\n' "$*" >&2
