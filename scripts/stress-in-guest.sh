@@ -10,6 +10,10 @@
 #     STRESS_DIVISOR  divide the full size of every lane by this (1)
 #     STRESS_LANES    lanes to run, in this order (cycles kill threads
 #                     rmmod fuzz)
+#     STRESS_LEFTOVERS  "each" (default) to check what a lane left
+#                     behind after every lane, or "end" to check it
+#                     once after the last lane; the kernel log is
+#                     checked after every lane either way
 #     SEED            seed of every lane's random choices (a fresh one
 #                     when unset); the same seed repeats the same choices
 #     VTPM_MODULE     the loaded module's .ko file (set by the runner);
@@ -35,6 +39,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 divisor=${STRESS_DIVISOR:-1}
+leftovers=${STRESS_LEFTOVERS:-each}
 lanes=${STRESS_LANES:-cycles kill threads rmmod fuzz}
 program=${VTPM_STRESS:-$top/build/vtpm_stress/vtpm_stress}
 out=${GUEST_OUT:-/tmp}
@@ -236,8 +241,6 @@ check_kmemleak() {
 	local lane=lanes start report
 
 	[ -w "$kmemleak" ] || return 0
-	lane_passed=0
-	lane_failed=0
 	start=$SECONDS
 	echo scan >"$kmemleak"
 	[ $((SECONDS - start)) -ge 6 ] || sleep 6
@@ -250,8 +253,6 @@ check_kmemleak() {
 		result FAIL "$lane" "kmemleak reports no leak after all lanes"
 		printf '%s\n' "$report" | head -n 60 | sed 's/^/#   /'
 	fi
-	passed=$((passed + lane_passed))
-	failed=$((failed + lane_failed))
 }
 
 check_module_refcnt() {
@@ -310,10 +311,8 @@ run_lane() {
 	check_kernel_log "$lane"
 	# A stuck thread holds the driver: the other checks would hang or
 	# fail for that reason alone.
-	if [ -z "$stuck" ]; then
-		check_module_refcnt "$lane"
-		run_program "$lane" probe
-		check_memory "$lane"
+	if [ -z "$stuck" ] && [ "$leftovers" = each ]; then
+		check_leftovers "$lane"
 	fi
 
 	passed=$((passed + lane_passed))
@@ -322,6 +321,15 @@ run_lane() {
 		note "$lane failed with seed $seed; SEED=$seed repeats its choices"
 	printf '%d passed, %d failed\n' "$lane_passed" "$lane_failed"
 	printf '# end lane %s\n' "$lane" >>"$results"
+}
+
+# check_leftovers LABEL checks that the lanes before it left nothing
+# behind: no module reference, no device (the next one is /dev/tpm0),
+# and kernel memory at its baseline.
+check_leftovers() {
+	check_module_refcnt "$1"
+	run_program "$1" probe
+	check_memory "$1"
 }
 
 # warm_up fills the kernel's caches the lanes use, so that the memory
@@ -348,6 +356,10 @@ for lane in $lanes; do
 	[ -n "${full_size[$lane]:-}" ] ||
 		{ echo "error: unknown lane '$lane'; lanes: ${!full_size[*]}" >&2; exit 1; }
 done
+case "$leftovers" in
+each | end) ;;
+*) echo "error: invalid STRESS_LEFTOVERS '$leftovers': expected each or end" >&2; exit 1 ;;
+esac
 seed=${SEED:-$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}
 note "seed $seed (SEED=$seed repeats every lane's choices)"
 
@@ -390,8 +402,15 @@ for lane in $lanes; do
 done
 [ -z "$not_run" ] ||
 	note "lanes not run:$not_run (an earlier lane left a thread stuck in the kernel)"
-# Like the other checks after a lane, the scans need the driver idle.
-[ -n "$stuck" ] || check_kmemleak
+# Like the other checks after a lane, these need the driver idle.
+if [ -z "$stuck" ]; then
+	lane_passed=0
+	lane_failed=0
+	[ "$leftovers" = each ] || check_leftovers lanes
+	check_kmemleak
+	passed=$((passed + lane_passed))
+	failed=$((failed + lane_failed))
+fi
 
 kill "$follower" 2>/dev/null
 wait "$follower" 2>/dev/null
