@@ -24,14 +24,17 @@
 #                     runner): results.tap gets every result line and
 #                     kmsg.log the whole kernel log
 #
-# Each lane is followed by checks of what it may have left behind: the
-# kernel log of the lane holds no oops, BUG, WARNING, refcount or list
-# corruption, KASAN, lockdep or hung-task report; the module holds no
-# reference; the next device is /dev/tpm0 and works; and kernel memory is
-# back to its baseline. After the last lane, kmemleak (when the kernel
-# has it) finds no leak from any lane. Every result is a line "ok -
-# LANE: BEHAVIOUR" or "not ok - LANE: BEHAVIOUR". Each lane ends with
-# "N passed, N failed", and the script with the totals. Exits 1 when a check failed. A lane that leaves
+# After each lane, its kernel log must contain no oops, BUG, WARNING,
+# refcount or list corruption, KASAN, lockdep or hung-task report. Then
+# come the checks of what the lane left behind (after the last lane only
+# with STRESS_LEFTOVERS=end): the module has no reference, the next
+# device is /dev/tpm0 and works, and kernel memory is back to its
+# baseline. After the last lane, kmemleak (when the kernel has it) must
+# find no leak from any lane.
+#
+# Every result is a line "ok - LANE: BEHAVIOUR" or "not ok - LANE:
+# BEHAVIOUR". Each lane ends with "N passed, N failed", and the script
+# with the totals. Exits 1 when a check failed. A lane that leaves
 # a thread stuck in the kernel ends the run there, and the guest panics
 # on an RCU stall, so that a kernel hang shows at once.
 set -uo pipefail
